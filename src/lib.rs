@@ -1,0 +1,8 @@
+//! hotdesk: an IVR and DTMF voice-prompt engine for phone hot desking.
+//!
+//! The crate is a sans-IO core (`dsp`, and the protocol and flow machines that build on it)
+//! with a thin command-line shell in `main.rs`. See the README for the commands.
+
+pub mod audio;
+pub mod dsp;
+pub mod qa;
