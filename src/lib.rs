@@ -4,5 +4,6 @@
 //! with a thin command-line shell in `main.rs`. See the README for the commands.
 
 pub mod audio;
+pub mod conformance;
 pub mod dsp;
 pub mod qa;

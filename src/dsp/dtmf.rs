@@ -17,7 +17,10 @@
 //!    between Hann-windowed 10 ms segments 5 ms apart gives the offset (unambiguous to ±100 Hz),
 //!    and a Hann-windowed DFT at the measured frequency gives each tone's level free of the other
 //!    tone's leakage. Frequency, level, twist and the share of the window's energy the two sines
-//!    explain (the talk-off test) are checked against [`DtmfParams`].
+//!    explain are checked against [`DtmfParams`]. Two talk-off tests come from what voices and
+//!    instruments are made of: harmonics. A pair in a small-integer frequency ratio must meet
+//!    the must-accept tolerance rather than the midpoint, and a tone whose octave is within
+//!    10 dB of it is not a keypad's.
 //!
 //! Timing is measured, not counted in blocks: once validated, each hop is fitted by least squares
 //! with the two measured sines, and the fitted amplitude relative to the validated one tells how
@@ -62,6 +65,20 @@ const NO_COVER: f32 = 0.1;
 /// Measurement allowance added to the configured twist limits: the level estimate carries
 /// ~0.2 dB of error from noise and quantisation, and a key at exactly the limit must pass.
 const TWIST_ALLOWANCE_DB: f32 = 0.5;
+/// Voices and instruments make tone pairs in exact small-integer frequency ratios (harmonics
+/// 3 and 5 of a 300 Hz voice look like `9` or `D`; a note and its octave like `C`). A pair
+/// within this relative distance of such a ratio must meet the must-accept tolerance (plus
+/// [`ESTIMATE_ALLOWANCE`]) instead of the midpoint between accept and reject. A key within
+/// ±1.5 % always passes; a voice has to land within it on both tones at once.
+const HARMONIC_RATIO_TOLERANCE: f64 = 0.005;
+/// Largest denominator of the ratios checked: harmonics up to the 6th of the low tone.
+const HARMONIC_MAX_Q: u32 = 6;
+/// Largest level of a tone's second harmonic relative to the tone, as an amplitude ratio
+/// (-10 dB). A keypad's generator keeps harmonics more than 20 dB down (Q.23); a voice or an
+/// instrument that happens to make a key-like pair has its octaves right behind it.
+const MAX_SECOND_HARMONIC: f32 = 0.316;
+/// Error of the frequency estimate at the S/N the receiver must work at, relative.
+const ESTIMATE_ALLOWANCE: f64 = 0.003;
 /// DC blocker pole (≈ 20 Hz corner): recordings with an offset or hum must not lose the
 /// energy-share test, and it costs one multiply per sample.
 const DC_POLE: f32 = 0.984;
@@ -112,7 +129,7 @@ impl Default for DtmfParams {
             reverse_twist_db: 4.0,
             accept_deviation_pct: 1.5,
             reject_deviation_pct: 3.5,
-            min_energy_share: 0.8,
+            min_energy_share: 0.75,
             min_tone_ms: 30.0,
             max_interruption_ms: 20.0,
         }
@@ -620,11 +637,14 @@ impl DtmfDetector {
     /// Stage 3: measure both tones over the last window and apply the receiver limits.
     fn validate(&self, row: usize, col: usize) -> Option<Track> {
         let x: [f32; WIN] = self.history(self.pos);
-        let energy: f32 = x.iter().map(|v| v * v).sum();
         let low = self.measure(&x, row);
         let high = self.measure(&x, 4 + col);
         let p = &self.params;
-        let limit = p.decision_deviation() as f64;
+        let limit = if is_harmonic_pair(low.freq, high.freq) {
+            p.accept_deviation_pct as f64 / 100.0 + ESTIMATE_ALLOWANCE
+        } else {
+            p.decision_deviation() as f64
+        };
         if ((low.freq / ROW_HZ[row] as f64) - 1.0).abs() > limit
             || ((high.freq / COL_HZ[col] as f64) - 1.0).abs() > limit
         {
@@ -633,14 +653,33 @@ impl DtmfDetector {
         if low.amplitude < self.floor_amplitude || high.amplitude < self.floor_amplitude {
             return None;
         }
+        if self.has_octave(&x, &low, high.freq) || self.has_octave(&x, &high, low.freq) {
+            tracing::trace!(
+                low = low.freq,
+                high = high.freq,
+                "dtmf: pair with harmonics refused"
+            );
+            return None;
+        }
         let twist = 20.0 * (high.amplitude / low.amplitude).log10();
         if twist > p.reverse_twist_db + TWIST_ALLOWANCE_DB
             || -twist > p.normal_twist_db + TWIST_ALLOWANCE_DB
         {
             return None;
         }
+        let energy: f32 = x.iter().map(|v| v * v).sum();
         let tone_energy = (low.amplitude.powi(2) + high.amplitude.powi(2)) / 2.0 * WIN as f32;
-        if tone_energy < p.min_energy_share * energy {
+        let share = tone_energy / energy.max(1.0);
+        tracing::trace!(
+            key = %KEYS[row][col],
+            at = self.pos,
+            low_hz = low.freq,
+            high_hz = high.freq,
+            twist_db = twist,
+            share,
+            "dtmf: candidate measured"
+        );
+        if share < p.min_energy_share {
             return None;
         }
         Some(Track {
@@ -679,6 +718,18 @@ impl DtmfDetector {
             freq,
             amplitude: self.amplitude_at(x, freq),
         }
+    }
+
+    /// True when the tone's second harmonic is strong: the tone is part of a harmonic sound.
+    /// Not judged when the octave falls within the Hann main lobe (±80 Hz) of the other tone,
+    /// whose leakage would read as a harmonic; such a pair is near 2:1 and the ratio rule in
+    /// [`is_harmonic_pair`] covers it.
+    fn has_octave(&self, x: &[f32; WIN], tone: &Measured, other_hz: f64) -> bool {
+        let octave = 2.0 * tone.freq;
+        let main_lobe = 2.0 * SAMPLE_RATE as f64 / WIN as f64;
+        octave < 3600.0
+            && (octave - other_hz).abs() > main_lobe
+            && self.amplitude_at(x, octave) > MAX_SECOND_HARMONIC * tone.amplitude
     }
 
     /// Hann-windowed DFT amplitude of `x` at `freq` (16-bit peak units).
@@ -799,6 +850,15 @@ impl DtmfDetector {
             });
         }
     }
+}
+
+/// True when `high / low` is within [`HARMONIC_RATIO_TOLERANCE`] of p/q, q ≤ 6.
+fn is_harmonic_pair(low: f64, high: f64) -> bool {
+    let ratio = high / low;
+    (1..=HARMONIC_MAX_Q).any(|q| {
+        let p = (ratio * q as f64).round();
+        p > q as f64 && (ratio / (p / q as f64) - 1.0).abs() < HARMONIC_RATIO_TOLERANCE
+    })
 }
 
 fn argmax<T>(items: &[T], key: impl Fn(&T) -> f32) -> usize {
