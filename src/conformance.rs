@@ -10,6 +10,8 @@
 //! Kinds: *standard* (a Q.24 criterion), *robustness* (what this IVR needs), *info* (a
 //! measurement reported for comparison with spandsp, never failed).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::dsp::dtmf::{DtmfParams, detect, digits};
@@ -61,6 +63,15 @@ pub struct Outcome {
     pub passed: Option<bool>,
     /// What was measured, in words and numbers.
     pub detail: String,
+    /// The same measurements as named numbers.
+    pub metrics: BTreeMap<&'static str, f64>,
+}
+
+impl Outcome {
+    /// A named measurement, if this case recorded it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).copied()
+    }
 }
 
 /// Speech used by the prompt-echo case (8 kHz). Without it that case is skipped by the caller.
@@ -179,6 +190,11 @@ impl Runner<'_> {
                 s.missing,
                 s.extra
             ),
+            metrics: BTreeMap::from([
+                ("matched", s.matched as f64),
+                ("missing", s.missing as f64),
+                ("extra", s.extra as f64),
+            ]),
         });
     }
 
@@ -189,15 +205,17 @@ impl Runner<'_> {
             kind,
             passed: (kind != Kind::Info).then_some(decoded.is_empty()),
             detail: format!("{} detections in {trials} trials", decoded.len()),
+            metrics: BTreeMap::from([("detections", decoded.len() as f64)]),
         });
     }
 
-    fn info(&mut self, name: &'static str, detail: String) {
+    fn info(&mut self, name: &'static str, detail: String, metrics: &[(&'static str, f64)]) {
         self.out.push(Outcome {
             name,
             kind: Kind::Info,
             passed: None,
             detail,
+            metrics: metrics.iter().copied().collect(),
         });
     }
 
@@ -321,6 +339,7 @@ fn frequency(r: &mut Runner) {
 fn freq_sweep(r: &mut Runner) {
     let mut edges = Vec::new();
     let mut all_inside = true;
+    let (mut min_edge, mut max_edge) = (f64::MAX, 0f64);
     for (k, f_low, f_high) in [
         ('1', 697, 1209),
         ('5', 770, 1336),
@@ -340,6 +359,8 @@ fn freq_sweep(r: &mut Runner) {
                 let hits = r.decode(audio).chars().filter(|&c| c == k).count();
                 let edge = hits as f64 * 0.2;
                 all_inside &= (1.5..3.5).contains(&edge);
+                min_edge = min_edge.min(edge);
+                max_edge = max_edge.max(edge);
                 pair.push(edge);
             }
             edges.push(format!("{freq}: -{:.1}/+{:.1} %", pair[0], pair[1]));
@@ -352,6 +373,7 @@ fn freq_sweep(r: &mut Runner) {
             edges.join(", "),
             if all_inside { "yes" } else { "NO" }
         ),
+        &[("min_edge_pct", min_edge), ("max_edge_pct", max_edge)],
     );
 }
 
@@ -420,6 +442,12 @@ fn twist_sweep(r: &mut Runner) {
             r.params.normal_twist_db,
             r.params.reverse_twist_db
         ),
+        &[
+            ("normal_min_db", worst[0]),
+            ("normal_max_db", widest[0]),
+            ("reverse_min_db", worst[1]),
+            ("reverse_max_db", widest[1]),
+        ],
     );
 }
 
@@ -457,6 +485,7 @@ fn level(r: &mut Runner) {
     r.info(
         "dynamic_range",
         format!("{responses} responses of 54 (+3 to -50 dBm0 in 1 dB steps)"),
+        &[("responses", responses as f64)],
     );
 }
 
@@ -478,13 +507,13 @@ fn duration(r: &mut Runner) {
     let (audio, _) = t.audio();
     r.silent("duration_reject_23ms", Kind::Standard, audio, 48);
     // Mitel test 6 style: 10-48 ms in 2 ms steps, 10 alignments each.
-    let mut always = None;
-    let mut never = None;
-    for ms in (10..=48).step_by(2) {
+    let mut always: Option<u32> = None;
+    let mut never: Option<u32> = None;
+    for ms in (10u32..=48).step_by(2) {
         let mut t = r.trials(32);
         for align in 0..10 {
             t.signal.silence(align * 10);
-            t.key(Burst::new('1', ms * 8, -4.0), 100.0);
+            t.key(Burst::new('1', ms as usize * 8, -4.0), 100.0);
         }
         let (audio, _) = t.audio();
         let hits = r.decode(audio).chars().filter(|&c| c == '1').count();
@@ -505,6 +534,10 @@ fn duration(r: &mut Runner) {
             always.map_or("-".into(), |v| v.to_string()),
             never.map_or("-".into(), |v| v.to_string())
         ),
+        &[
+            ("always_ms", always.map_or(f64::NAN, f64::from)),
+            ("never_ms", never.map_or(f64::NAN, f64::from)),
+        ],
     );
 }
 
@@ -595,6 +628,7 @@ fn noise(r: &mut Runner) {
             clean_to.map_or("-".into(), |v| v.to_string()),
             sweep.join(" ")
         ),
+        &[("clean_snr_db", clean_to.unwrap_or(f64::NAN))],
     );
     let mut s = Signal::new(8000, r.seed + 52);
     s.silence(240_000).add_noise(-20.0);
@@ -697,6 +731,7 @@ fn music(r: &mut Runner) {
                 format!(": {decoded}")
             }
         ),
+        &[("false_digits", decoded.len() as f64)],
     );
 }
 
