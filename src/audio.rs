@@ -123,6 +123,12 @@ pub fn load(path: &Path) -> Result<Audio, AudioError> {
 }
 
 fn decode(path: &Path) -> Result<Decoded, AudioError> {
+    if path.is_dir() {
+        return Err(AudioError::Open {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        });
+    }
     let file = File::open(path).map_err(|source| AudioError::Open {
         path: path.to_owned(),
         source,

@@ -3,19 +3,23 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    // Logs go to stderr so that command output on stdout stays machine-readable.
+    // Logs go to stderr so that command output on stdout stays machine-readable. The audio
+    // decoders log their own complaints about bad files; our error line already names the
+    // file and the reason, so theirs are off unless asked for with RUST_LOG.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,symphonia=off")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli::run(args) {
         Ok(code) => code,

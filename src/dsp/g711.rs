@@ -10,7 +10,8 @@
 /// Peak of a 0 dBm0 sine in the 16-bit domain under the A-law definition (Tmax = +3.14 dBm0).
 /// The whole project uses this convention for both laws (as spandsp does).
 pub const DBM0_PEAK: f64 = 22_827.0;
-/// Theoretical maximum load of A-law, dBm0.
+/// Theoretical maximum load of A-law, dBm0. (A level that happens to read like π.)
+#[allow(clippy::approx_constant)]
 pub const ALAW_TMAX_DBM0: f64 = 3.14;
 /// Theoretical maximum load of µ-law, dBm0.
 pub const ULAW_TMAX_DBM0: f64 = 3.17;
