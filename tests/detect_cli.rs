@@ -52,17 +52,7 @@ fn write_keys(path: &Path, rate: u32, keys: &[Key], len_ms: f64) {
     }
     let tail = s.ms(len_ms) - s.len();
     s.silence(tail);
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for v in s.to_i16() {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
+    hound_write(path, rate, &s.to_i16());
 }
 
 /// `digits` as 100 ms on / 100 ms off after 200 ms, 8 kHz.
