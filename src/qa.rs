@@ -43,6 +43,8 @@ pub enum FixtureKind {
     Dtmf,
     /// Speech, music or tones that must not produce a digit.
     Talkoff,
+    /// A packet capture whose RFC 4733 telephone-events must decode to exactly `expect`.
+    Rtp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,13 +140,16 @@ pub fn run_fixture(suite: &Path, fixture: &Fixture, params: &DtmfParams) -> Fixt
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (decoded, error, seconds) = match decode_file(&suite.join(&fixture.file), params) {
-        Ok((presses, seconds)) => (
-            Some(presses.iter().map(|p| p.digit).collect()),
-            None,
-            seconds,
-        ),
-        Err(e) => (None, Some(e.to_string()), 0.0),
+    let path = suite.join(&fixture.file);
+    let decoded = match fixture.kind {
+        FixtureKind::Rtp => decode_capture(&path),
+        FixtureKind::Dtmf | FixtureKind::Talkoff => decode_file(&path, params)
+            .map(|(presses, seconds)| (presses.iter().map(|p| p.digit).collect(), seconds))
+            .map_err(|e| e.to_string()),
+    };
+    let (decoded, error, seconds) = match decoded {
+        Ok((digits, seconds)) => (Some(digits), None, seconds),
+        Err(e) => (None, Some(e), 0.0),
     };
     let passed = decoded.as_deref().is_some_and(|d| meets(fixture, d));
     FixtureResult {
@@ -170,6 +175,22 @@ fn meets(fixture: &Fixture, decoded: &str) -> bool {
 pub fn decode_file(path: &Path, params: &DtmfParams) -> Result<(Vec<KeyPress>, f64), AudioError> {
     let audio = audio::load(path)?;
     Ok((detect(&audio.samples, params), audio.seconds()))
+}
+
+/// Reads a packet capture and returns the digits of its RFC 4733 events (any dynamic payload
+/// type, 8 kHz event clock, one receiver per SSRC) and the seconds it spans.
+pub fn decode_capture(path: &Path) -> Result<(String, f64), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let capture = crate::rtp::pcap::read(&bytes).map_err(|e| e.to_string())?;
+    let packets = capture.rtp();
+    let seconds = match (packets.first(), packets.last()) {
+        (Some(a), Some(b)) => b.time.saturating_sub(a.time).as_secs_f64(),
+        _ => 0.0,
+    };
+    // The instant is only the origin of the capture's virtual clock.
+    let digits = crate::rtp::capture_digits(std::time::Instant::now(), &packets, None, 8000)
+        .map_err(|e| e.to_string())?;
+    Ok((digits.iter().map(|d| d.digit).collect(), seconds))
 }
 
 /// Runs every suite under `dir`.
@@ -213,6 +234,7 @@ pub fn render_table(results: &[FixtureResult]) -> String {
         let kind = match r.fixture.kind {
             FixtureKind::Dtmf => "dtmf",
             FixtureKind::Talkoff => "talkoff",
+            FixtureKind::Rtp => "rtp",
         };
         let expected = match (r.fixture.expect.is_empty(), r.fixture.max_missing) {
             (true, _) => "-".to_string(),

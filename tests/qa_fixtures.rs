@@ -23,7 +23,7 @@ fn every_fixture_suite_passes() {
     assert!(failed.is_empty(), "failed fixtures:\n{}", failed.join("\n"));
     let suites: std::collections::BTreeSet<&str> =
         results.iter().map(|r| r.suite.as_str()).collect();
-    for suite in ["dtmf", "edge", "formats", "talkoff"] {
+    for suite in ["dtmf", "edge", "formats", "rtp", "talkoff"] {
         assert!(suites.contains(suite), "suite {suite} not run");
     }
 }
