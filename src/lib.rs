@@ -4,6 +4,12 @@
 //! with a thin command-line shell in `main.rs`. See the README for the commands.
 
 pub mod audio;
+pub mod config;
 pub mod conformance;
 pub mod dsp;
+pub mod ivr;
+pub mod media;
+pub mod prompts;
 pub mod qa;
+pub mod rtp;
+pub mod sip;

@@ -1,0 +1,570 @@
+//! Server configuration (`contract.md` §2): TOML, every key optional, validated before anything
+//! starts. A bad file stops start-up with the file, the key and the reason; secrets come from
+//! environment variables named in the file, never from the file itself.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::sip::sdp::Codec;
+
+/// The whole configuration, with the contract's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SIP transport and peers.
+    pub sip: SipConfig,
+    /// RTP ports, codecs, DTMF paths.
+    pub rtp: RtpConfig,
+    /// Feature codes and the desk-phone range.
+    pub features: FeaturesConfig,
+    /// Digit collection.
+    pub ivr: IvrConfig,
+    /// Lockout of brute-force callers.
+    pub security: SecurityConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// Reports to the call-control layer.
+    pub report: ReportConfig,
+    /// The directory store.
+    pub store: StoreConfig,
+    /// Voice prompts.
+    pub prompts: PromptsConfig,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listen address.
+    pub listen: SocketAddr,
+    /// Address advertised in Via/Contact/SDP (default: the listen address).
+    pub public_addr: Option<IpAddr>,
+    /// Domain for outbound Request-URIs and From.
+    pub domain: String,
+    /// Where callback INVITEs go (`sip:host[:port]`).
+    pub outbound_proxy: Option<String>,
+    /// Who may send us INVITEs (CIDR); others get 403.
+    pub trusted_sources: Vec<String>,
+    /// Digest user for challenges to our INVITEs.
+    pub auth_user: Option<String>,
+    /// Environment variable holding the digest password.
+    pub auth_password_env: String,
+    /// Calls at once; past it INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "0.0.0.0:5060".parse().expect("literal"),
+            public_addr: None,
+            domain: "localhost".into(),
+            outbound_proxy: None,
+            trusted_sources: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            auth_user: None,
+            auth_password_env: "HOTDESK_SIP_PASSWORD".into(),
+            max_calls: 500,
+        }
+    }
+}
+
+/// Which DTMF paths a call listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// Every path at once, de-duplicated.
+    Auto,
+    /// RFC 4733 telephone-events only.
+    Rfc4733,
+    /// In-band tones only.
+    Inband,
+    /// SIP INFO only.
+    Info,
+}
+
+/// `[rtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtpConfig {
+    /// Even-start port range, `"20000-29999"`.
+    pub port_range: String,
+    /// Codec preference order.
+    pub codecs: Vec<Codec>,
+    /// DTMF paths.
+    pub dtmf: DtmfMode,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            port_range: "20000-29999".into(),
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            dtmf: DtmfMode::Auto,
+        }
+    }
+}
+
+/// `[features]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Hot-desk login feature code.
+    pub login_code: String,
+    /// Release feature code.
+    pub release_code: String,
+    /// Field test: speaks back every key heard.
+    pub dtmf_test_code: String,
+    /// Extensions of the shared desk phones, `"5400-5499"`.
+    pub device_range: String,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig {
+            login_code: "*88".into(),
+            release_code: "*89".into(),
+            dtmf_test_code: "*97".into(),
+            device_range: "5400-5499".into(),
+        }
+    }
+}
+
+/// `[ivr]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvrConfig {
+    /// Wait for the first key, ms.
+    pub first_digit_timeout_ms: u64,
+    /// Wait between keys, ms.
+    pub inter_digit_timeout_ms: u64,
+    /// Ends an entry.
+    pub terminator: String,
+    /// Failed logins per call before goodbye.
+    pub max_attempts: u32,
+    /// Prompt language.
+    pub language: String,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        IvrConfig {
+            first_digit_timeout_ms: 5000,
+            inter_digit_timeout_ms: 3000,
+            terminator: "#".into(),
+            max_attempts: 3,
+            language: "en".into(),
+        }
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Failed logins per account ...
+    pub lockout_failures: u32,
+    /// ... within this window, seconds ...
+    pub lockout_window_s: u64,
+    /// ... lock it for this long, seconds.
+    pub lockout_s: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            lockout_failures: 5,
+            lockout_window_s: 900,
+            lockout_s: 900,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Environment variable with the bearer token (required off loopback).
+    pub token_env: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8088".parse().expect("literal"),
+            token_env: "HOTDESK_API_TOKEN".into(),
+        }
+    }
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The call-control webhook; none = store only (`GET /v1/events`).
+    pub webhook_url: Option<String>,
+    /// Environment variable with the HMAC secret.
+    pub secret_env: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            webhook_url: None,
+            secret_env: "HOTDESK_WEBHOOK_SECRET".into(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://file` or `postgres://…`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://hotdesk.db".into(),
+        }
+    }
+}
+
+/// `[prompts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// Folder with `catalog.toml`.
+    pub dir: PathBuf,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            dir: "prompts".into(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key or a wrong type (the message has line, column and key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Dotted key, e.g. `rtp.port_range`.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The configuration after validation, with derived values.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The settings as written (with defaults).
+    pub config: Config,
+    /// Parsed `sip.trusted_sources`.
+    pub trusted: Vec<IpNet>,
+    /// Parsed `rtp.port_range`.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Parsed `features.device_range`.
+    pub devices: RangeInclusive<u32>,
+}
+
+impl Validated {
+    /// True when `ip` may send us INVITEs.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// True when `extension` is a hot-desk phone.
+    pub fn is_device(&self, extension: &str) -> bool {
+        extension
+            .parse::<u32>()
+            .is_ok_and(|n| self.devices.contains(&n))
+    }
+
+    /// The address to advertise in Via, Contact and SDP.
+    pub fn public_ip(&self) -> IpAddr {
+        self.config
+            .sip
+            .public_addr
+            .unwrap_or(self.config.sip.listen.ip())
+    }
+}
+
+impl Config {
+    /// Reads and validates a file. `env` looks up environment variables (injected so tests do
+    /// not depend on the process environment).
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Validated, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), env)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Validated, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        config.validate(origin, env)
+    }
+
+    /// The embedded defaults, validated.
+    pub fn defaults() -> Validated {
+        Config::default()
+            .validate("(defaults)", |_| None)
+            .expect("the defaults are valid")
+    }
+
+    fn validate(
+        self,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Validated, ConfigError> {
+        let bad = |key: &'static str, reason: String| ConfigError::Invalid {
+            path: origin.into(),
+            key,
+            reason,
+        };
+        let trusted = self
+            .sip
+            .trusted_sources
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        bad(
+                            "sip.trusted_sources",
+                            format!("{s:?} is not an address or CIDR block"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.sip.max_calls == 0 {
+            return Err(bad("sip.max_calls", "must be at least 1".into()));
+        }
+        if let Some(proxy) = &self.sip.outbound_proxy {
+            if !proxy.starts_with("sip:") {
+                return Err(bad(
+                    "sip.outbound_proxy",
+                    format!("{proxy:?} is not a sip: URI"),
+                ));
+            }
+        }
+        let rtp_ports = range::<u16>(&self.rtp.port_range)
+            .filter(|r| *r.start() >= 1024 && r.end() - r.start() >= 1)
+            .ok_or_else(|| {
+                bad(
+                    "rtp.port_range",
+                    format!(
+                        "{:?}: want \"LOW-HIGH\" with 1024 ≤ LOW < HIGH ≤ 65535",
+                        self.rtp.port_range
+                    ),
+                )
+            })?;
+        if self.rtp.codecs.is_empty() {
+            return Err(bad("rtp.codecs", "name at least one of PCMU, PCMA".into()));
+        }
+        let devices = range::<u32>(&self.features.device_range).ok_or_else(|| {
+            bad(
+                "features.device_range",
+                format!(
+                    "{:?}: want \"LOW-HIGH\" extensions",
+                    self.features.device_range
+                ),
+            )
+        })?;
+        let codes = [
+            ("features.login_code", &self.features.login_code),
+            ("features.release_code", &self.features.release_code),
+            ("features.dtmf_test_code", &self.features.dtmf_test_code),
+        ];
+        for (key, code) in codes {
+            let valid = code.len() >= 2
+                && code.starts_with('*')
+                && code[1..].chars().all(|c| c.is_ascii_digit());
+            if !valid {
+                return Err(bad(key, format!("{code:?}: want a star code like *88")));
+            }
+        }
+        if codes[0].1 == codes[1].1 || codes[0].1 == codes[2].1 || codes[1].1 == codes[2].1 {
+            return Err(bad("features", "the feature codes must differ".into()));
+        }
+        let ivr = &self.ivr;
+        if !(500..=60_000).contains(&ivr.first_digit_timeout_ms) {
+            return Err(bad(
+                "ivr.first_digit_timeout_ms",
+                "must be within 500..=60000".into(),
+            ));
+        }
+        if !(500..=60_000).contains(&ivr.inter_digit_timeout_ms) {
+            return Err(bad(
+                "ivr.inter_digit_timeout_ms",
+                "must be within 500..=60000".into(),
+            ));
+        }
+        if !matches!(ivr.terminator.as_str(), "#" | "*") {
+            return Err(bad(
+                "ivr.terminator",
+                format!("{:?}: want \"#\" or \"*\"", ivr.terminator),
+            ));
+        }
+        if !(1..=10).contains(&ivr.max_attempts) {
+            return Err(bad("ivr.max_attempts", "must be within 1..=10".into()));
+        }
+        let sec = &self.security;
+        if sec.lockout_failures == 0 || sec.lockout_window_s == 0 || sec.lockout_s == 0 {
+            return Err(bad(
+                "security",
+                "lockout_failures, lockout_window_s and lockout_s must be positive".into(),
+            ));
+        }
+        if !self.api.listen.ip().is_loopback()
+            && env(&self.api.token_env).is_none_or(|t| t.is_empty())
+        {
+            return Err(bad(
+                "api.listen",
+                format!(
+                    "{} is not loopback, so a bearer token is required: set {}",
+                    self.api.listen, self.api.token_env
+                ),
+            ));
+        }
+        if self.report.webhook_url.is_some()
+            && env(&self.report.secret_env).is_none_or(|t| t.is_empty())
+        {
+            return Err(bad(
+                "report.webhook_url",
+                format!(
+                    "a webhook needs a signing secret: set {}",
+                    self.report.secret_env
+                ),
+            ));
+        }
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
+            return Err(bad(
+                "store.url",
+                format!("{:?}: want sqlite://FILE or postgres://…", self.store.url),
+            ));
+        }
+        Ok(Validated {
+            config: self,
+            trusted,
+            rtp_ports,
+            devices,
+        })
+    }
+}
+
+fn range<T: std::str::FromStr + PartialOrd>(text: &str) -> Option<RangeInclusive<T>> {
+    let (low, high) = text.split_once('-')?;
+    let (low, high) = (low.trim().parse().ok()?, high.trim().parse().ok()?);
+    (low <= high).then_some(low..=high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_file_gives_the_contract_defaults() {
+        let v = Config::parse("", "t.toml", no_env).unwrap();
+        assert_eq!(v.config.sip.listen, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(v.config.api.listen, "127.0.0.1:8088".parse().unwrap());
+        assert_eq!(v.rtp_ports, 20000..=29999);
+        assert!(v.is_device("5401") && !v.is_device("1001") && !v.is_device("54x1"));
+        assert!(v.is_trusted("127.0.0.1".parse().unwrap()));
+        assert!(!v.is_trusted("192.0.2.1".parse().unwrap()));
+        assert_eq!(v.config.rtp.codecs, vec![Codec::Pcmu, Codec::Pcma]);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let e = Config::parse(
+            "[sip]\nlisten = \"0.0.0.0:5060\"\nlistne = 1\n",
+            "bad.toml",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("bad.toml: "), "{e}");
+        assert!(e.contains("listne") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_values_are_refused() {
+        let cases = [
+            ("[ivr]\nmax_attempts = \"three\"\n", "max_attempts"),
+            ("[rtp]\nport_range = \"30000-20000\"\n", "rtp.port_range"),
+            ("[rtp]\ncodecs = [\"G729\"]\n", "G729"),
+            ("[features]\nlogin_code = \"88\"\n", "features.login_code"),
+            ("[features]\nrelease_code = \"*88\"\n", "must differ"),
+            (
+                "[sip]\ntrusted_sources = [\"10.0.0.0/33\"]\n",
+                "sip.trusted_sources",
+            ),
+            ("[api]\nlisten = \"0.0.0.0:8088\"\n", "HOTDESK_API_TOKEN"),
+            (
+                "[report]\nwebhook_url = \"http://127.0.0.1:9000/h\"\n",
+                "HOTDESK_WEBHOOK_SECRET",
+            ),
+            ("[store]\nurl = \"mysql://x\"\n", "store.url"),
+        ];
+        for (text, needle) in cases {
+            let e = Config::parse(text, "c.toml", no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let env = |name: &str| (name == "HOTDESK_API_TOKEN").then(|| "s3cret".to_string());
+        let v = Config::parse("[api]\nlisten = \"0.0.0.0:8088\"\n", "c.toml", env);
+        assert!(v.is_ok());
+    }
+}
