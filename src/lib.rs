@@ -4,6 +4,7 @@
 //! with a thin command-line shell in `main.rs`. See the README for the commands.
 
 pub mod audio;
+pub mod call;
 pub mod config;
 pub mod conformance;
 pub mod dsp;

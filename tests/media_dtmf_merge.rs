@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{MergeTimeline, sample_time};
 use hotdesk::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
 use hotdesk::dsp::g711::ulaw_to_linear;
 use hotdesk::media::{DigitSource, DtmfMerger, MergeConfig, MergedDigit};
@@ -246,9 +248,6 @@ fn dropping_telephone_event_releases_held_keys() {
     assert_eq!(r.got(), vec![('0', Inband)]);
 }
 
-/// One input to the merger at a point of the timeline.
-type Action = Box<dyn Fn(&mut DtmfMerger)>;
-
 /// Decodes a real Asterisk capture: the RFC 4733 events and the PCMU audio (placed by RTP
 /// timestamp) both run into the merger on the media clock.
 fn merge_real_capture(file: &str) -> (Vec<MergedDigit>, String, Instant) {
@@ -283,59 +282,16 @@ fn merge_real_capture(file: &str) -> (Vec<MergedDigit>, String, Instant) {
         .collect();
 
     let t0 = Instant::now();
-    let sample = |s: u64| t0 + Duration::from_nanos(s * 125_000);
+    let sample = |s: u64| sample_time(t0, s);
     let digits = hotdesk::rtp::capture_digits(t0, &packets, Some(101), 8000).unwrap();
-    // (when, order, action): RFC 4733 down one frame after its onset, up at its end.
-    let mut timeline: Vec<(Instant, u8, Action)> = Vec::new();
+    // RFC 4733 down one frame after its onset, up at its end.
+    let mut timeline = MergeTimeline::default();
     for d in digits {
         let start = sample(u64::from(d.timestamp.wrapping_sub(first_ts)));
-        let end = start + d.duration;
-        let digit = d.digit;
-        timeline.push((
-            start + MS(20),
-            0,
-            Box::new(move |m| m.handle_rfc4733_down(start + MS(20), digit, start)),
-        ));
-        timeline.push((
-            end,
-            1,
-            Box::new(move |m| m.handle_rfc4733_up(end, digit, end)),
-        ));
+        timeline.rfc4733(d.digit, start + MS(20), start, start + d.duration);
     }
-    for e in inband {
-        match e {
-            DtmfEvent::KeyDown {
-                digit, start, at, ..
-            } => {
-                let (now, onset) = (sample(at), sample(start));
-                timeline.push((
-                    now,
-                    2,
-                    Box::new(move |m| m.handle_inband_down(now, digit, onset)),
-                ));
-            }
-            DtmfEvent::KeyUp { digit, end, .. } => {
-                let now = sample(end);
-                timeline.push((
-                    now,
-                    3,
-                    Box::new(move |m| m.handle_inband_up(now, digit, now)),
-                ));
-            }
-        }
-    }
-    timeline.sort_by_key(|(t, o, _)| (*t, *o));
-    let mut m = DtmfMerger::new(MergeConfig::default());
-    let mut out = Vec::new();
-    for (now, _, action) in timeline {
-        while let Some(t) = m.poll_timeout().filter(|t| *t <= now) {
-            m.handle_timeout(t);
-        }
-        action(&mut m);
-        out.extend(std::iter::from_fn(|| m.poll_digit()));
-    }
-    m.handle_timeout(sample(audio.len() as u64) + Duration::from_secs(1));
-    out.extend(std::iter::from_fn(|| m.poll_digit()));
+    timeline.inband(inband, sample);
+    let out = timeline.run(sample(audio.len() as u64) + Duration::from_secs(1));
     (out, inband_digits, t0)
 }
 

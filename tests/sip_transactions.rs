@@ -104,40 +104,73 @@ fn drain_sends<M: Machine>(m: &mut M) -> usize {
     n
 }
 
+/// A machine built by `new` at `base` (now) on the default timers, for a request of `method`
+/// with top-Via `branch`; nothing drained yet.
+fn start<M>(
+    new: fn(Instant, Request, Timers) -> M,
+    method: &str,
+    branch: &str,
+) -> (Instant, Request, M) {
+    let base = Instant::now();
+    let request = request(method, branch);
+    let machine = new(base, request.clone(), Timers::default());
+    (base, request, machine)
+}
+
+/// Seconds after `base` as durations.
+fn at(times: &[f64]) -> Vec<Duration> {
+    times.iter().copied().map(secs).collect()
+}
+
+/// Timer E (Trying) and G: T1 doubling up to T2, every 4 s from then on, until 64·T1.
+const DOUBLING_TO_T2: [f64; 10] = [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5];
+
+/// The events of a timeout (B, F or H) at `t` seconds.
+fn timed_out_at(t: f64) -> Vec<(Duration, TransactionEvent)> {
+    vec![
+        (secs(t), TransactionEvent::Timeout),
+        (secs(t), TransactionEvent::Terminated),
+    ]
+}
+
+/// Runs `m` to its end and checks it sends nothing more (`why` says why not) and only
+/// terminates, at `t` seconds.
+fn assert_ends_quietly_at<M: Machine>(m: &mut M, base: Instant, t: f64, why: &str) {
+    let (sends, events) = run(m, base, secs(100.0));
+    assert!(sends.is_empty(), "{why}");
+    assert_eq!(events, vec![(secs(t), TransactionEvent::Terminated)]);
+}
+
+/// The next event is a response with this code, passed up to the TU.
+fn assert_response_event<M: Machine>(m: &mut M, code: u16) {
+    let event = m.event();
+    assert!(
+        matches!(&event, Some(TransactionEvent::Response(r)) if r.code == code),
+        "expected a {code} for the TU, got {event:?}"
+    );
+}
+
 #[test]
 fn client_invite_retransmits_on_a_and_times_out_on_b() {
-    let base = Instant::now();
-    let mut tx = ClientInvite::new(base, request("INVITE", "z9hG4bKa"), Timers::default());
+    let (base, _, mut tx) = start(ClientInvite::new, "INVITE", "z9hG4bKa");
     assert_eq!(drain_sends(&mut tx), 1, "INVITE sent at once");
     let (sends, events) = run(&mut tx, base, secs(100.0));
-    let expected: Vec<Duration> = [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
-        .into_iter()
-        .map(secs)
-        .collect();
-    assert_eq!(sends, expected);
-    assert_eq!(
-        events,
-        vec![
-            (secs(32.0), TransactionEvent::Timeout),
-            (secs(32.0), TransactionEvent::Terminated)
-        ]
-    );
+    assert_eq!(sends, at(&[0.5, 1.5, 3.5, 7.5, 15.5, 31.5]));
+    assert_eq!(events, timed_out_at(32.0));
     assert_eq!(tx.state(), ClientInviteState::Terminated);
     assert_eq!(tx.poll_timeout(), None);
 }
 
 #[test]
 fn client_invite_stops_retransmitting_after_provisional() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKb");
-    let mut tx = ClientInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ClientInvite::new, "INVITE", "z9hG4bKb");
     drain_sends(&mut tx);
     tx.handle_timeout(base + secs(0.5));
     assert_eq!(drain_sends(&mut tx), 1);
     let ringing = reparse_response(&response_to(&invite, 180, "Ringing").with_to_tag("t1"));
     tx.handle_response(base + secs(0.7), &ringing);
     assert_eq!(tx.state(), ClientInviteState::Proceeding);
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 180));
+    assert_response_event(&mut tx, 180);
     // Neither A nor B runs in Proceeding: nothing to wake for.
     assert_eq!(tx.poll_timeout(), None);
     tx.handle_timeout(base + secs(100.0));
@@ -147,9 +180,7 @@ fn client_invite_stops_retransmitting_after_provisional() {
 
 #[test]
 fn client_invite_acks_non_2xx_and_reacks_retransmissions_until_d() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKc");
-    let mut tx = ClientInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ClientInvite::new, "INVITE", "z9hG4bKc");
     drain_sends(&mut tx);
     let busy = reparse_response(&response_to(&invite, 486, "Busy Here").with_to_tag("t2"));
     tx.handle_response(base + secs(1.0), &busy);
@@ -165,23 +196,24 @@ fn client_invite_acks_non_2xx_and_reacks_retransmissions_until_d() {
     assert_eq!(ack.cseq().unwrap().seq, 1);
     assert_eq!(ack.cseq().unwrap().method, Method::Ack);
     assert_eq!(ack.uri, invite.uri);
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 486));
+    assert_response_event(&mut tx, 486);
     // A retransmitted 486 is re-ACKed, not passed up.
     tx.handle_response(base + secs(2.0), &busy);
     assert_eq!(drain_sends(&mut tx), 1);
     assert_eq!(tx.poll_event(), None);
     // Timer D: 32 s after the final response.
     assert_eq!(tx.poll_timeout(), Some(base + secs(33.0)));
-    let (sends, events) = run(&mut tx, base, secs(100.0));
-    assert!(sends.is_empty());
-    assert_eq!(events, vec![(secs(33.0), TransactionEvent::Terminated)]);
+    assert_ends_quietly_at(
+        &mut tx,
+        base,
+        33.0,
+        "Completed never retransmits on its own",
+    );
 }
 
 #[test]
 fn client_invite_accepted_passes_2xx_retransmissions_until_m() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKd");
-    let mut tx = ClientInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ClientInvite::new, "INVITE", "z9hG4bKd");
     drain_sends(&mut tx);
     let ok = reparse_response(&response_to(&invite, 200, "OK").with_to_tag("t3"));
     tx.handle_response(base + secs(2.0), &ok);
@@ -191,40 +223,27 @@ fn client_invite_accepted_passes_2xx_retransmissions_until_m() {
         0,
         "the TU ACKs a 2xx, not the transaction"
     );
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 200));
+    assert_response_event(&mut tx, 200);
     tx.handle_response(base + secs(2.5), &ok);
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 200));
+    assert_response_event(&mut tx, 200);
     let (_, events) = run(&mut tx, base, secs(100.0));
     assert_eq!(events, vec![(secs(34.0), TransactionEvent::Terminated)]);
 }
 
 #[test]
 fn client_non_invite_e_doubles_to_t2_and_f_times_out() {
-    let base = Instant::now();
-    let mut tx = ClientNonInvite::new(base, request("OPTIONS", "z9hG4bKe"), Timers::default());
+    let (base, _, mut tx) = start(ClientNonInvite::new, "OPTIONS", "z9hG4bKe");
     assert_eq!(drain_sends(&mut tx), 1);
     let (sends, events) = run(&mut tx, base, secs(100.0));
     // Intervals 0.5, 1, 2, 4, 4, 4, ...
-    let expected: Vec<Duration> = [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-        .into_iter()
-        .map(secs)
-        .collect();
-    assert_eq!(sends, expected);
-    assert_eq!(
-        events,
-        vec![
-            (secs(32.0), TransactionEvent::Timeout),
-            (secs(32.0), TransactionEvent::Terminated)
-        ]
-    );
+    assert_eq!(sends, at(&DOUBLING_TO_T2));
+    assert_eq!(events, timed_out_at(32.0));
     assert_eq!(tx.state(), ClientNonInviteState::Terminated);
 }
 
 #[test]
 fn client_non_invite_after_provisional_e_fires_every_t2() {
-    let base = Instant::now();
-    let bye = request("BYE", "z9hG4bKf");
-    let mut tx = ClientNonInvite::new(base, bye.clone(), Timers::default());
+    let (base, bye, mut tx) = start(ClientNonInvite::new, "BYE", "z9hG4bKf");
     drain_sends(&mut tx);
     // Retransmissions at 0.5 and 1.5, then a 100 at 2.0: the pending E (3.5) stands, and
     // from there on E is T2.
@@ -234,50 +253,38 @@ fn client_non_invite_after_provisional_e_fires_every_t2() {
     let trying = reparse_response(&response_to(&bye, 100, "Trying"));
     tx.handle_response(base + secs(2.0), &trying);
     assert_eq!(tx.state(), ClientNonInviteState::Proceeding);
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 100));
+    assert_response_event(&mut tx, 100);
     let (sends, events) = run(&mut tx, base, secs(100.0));
-    let expected: Vec<Duration> = [3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-        .into_iter()
-        .map(secs)
-        .collect();
-    assert_eq!(sends, expected);
+    assert_eq!(sends, at(&[3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]));
     assert_eq!(events[0], (secs(32.0), TransactionEvent::Timeout));
 }
 
 #[test]
 fn client_non_invite_provisional_early_in_trying() {
-    let base = Instant::now();
-    let bye = request("BYE", "z9hG4bKf2");
-    let mut tx = ClientNonInvite::new(base, bye.clone(), Timers::default());
+    let (base, bye, mut tx) = start(ClientNonInvite::new, "BYE", "z9hG4bKf2");
     drain_sends(&mut tx);
     let trying = reparse_response(&response_to(&bye, 100, "Trying"));
     tx.handle_response(base + secs(0.2), &trying);
     let (sends, _) = run(&mut tx, base, secs(10.0));
-    assert_eq!(sends, vec![secs(0.5), secs(4.5), secs(8.5)]);
+    assert_eq!(sends, at(&[0.5, 4.5, 8.5]));
 }
 
 #[test]
 fn client_non_invite_final_then_k() {
-    let base = Instant::now();
-    let bye = request("BYE", "z9hG4bKg");
-    let mut tx = ClientNonInvite::new(base, bye.clone(), Timers::default());
+    let (base, bye, mut tx) = start(ClientNonInvite::new, "BYE", "z9hG4bKg");
     drain_sends(&mut tx);
     let ok = reparse_response(&response_to(&bye, 200, "OK"));
     tx.handle_response(base + secs(1.0), &ok);
     assert_eq!(tx.state(), ClientNonInviteState::Completed);
-    assert!(matches!(tx.poll_event(), Some(TransactionEvent::Response(r)) if r.code == 200));
+    assert_response_event(&mut tx, 200);
     tx.handle_response(base + secs(1.2), &ok);
     assert_eq!(tx.poll_event(), None, "retransmitted final absorbed");
-    let (sends, events) = run(&mut tx, base, secs(100.0));
-    assert!(sends.is_empty());
-    assert_eq!(events, vec![(secs(6.0), TransactionEvent::Terminated)]);
+    assert_ends_quietly_at(&mut tx, base, 6.0, "Completed never retransmits on its own");
 }
 
 #[test]
 fn server_invite_retransmits_final_on_g_until_h() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKh");
-    let mut tx = ServerInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ServerInvite::new, "INVITE", "z9hG4bKh");
     let trying = tx.poll_transmit().expect("100 Trying at once");
     assert!(trying.starts_with(b"SIP/2.0 100 Trying\r\n"));
     let busy = response_to(&invite, 486, "Busy Here").with_to_tag("s1");
@@ -286,25 +293,14 @@ fn server_invite_retransmits_final_on_g_until_h() {
     assert_eq!(tx.state(), ServerInviteState::Completed);
     let (sends, events) = run(&mut tx, base, secs(100.0));
     // G from the final (t = 1): +0.5, +1.5, +3.5, +7.5, +11.5, ... +31.5; H at +32.
-    let expected: Vec<Duration> = [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-        .into_iter()
-        .map(|t| secs(t + 1.0))
-        .collect();
+    let expected: Vec<Duration> = DOUBLING_TO_T2.iter().map(|t| secs(t + 1.0)).collect();
     assert_eq!(sends, expected);
-    assert_eq!(
-        events,
-        vec![
-            (secs(33.0), TransactionEvent::Timeout),
-            (secs(33.0), TransactionEvent::Terminated)
-        ]
-    );
+    assert_eq!(events, timed_out_at(33.0));
 }
 
 #[test]
 fn server_invite_ack_confirms_then_i() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKi");
-    let mut tx = ServerInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ServerInvite::new, "INVITE", "z9hG4bKi");
     drain_sends(&mut tx);
     let busy = response_to(&invite, 486, "Busy Here").with_to_tag("s2");
     tx.send_response(base, &busy).unwrap();
@@ -319,16 +315,12 @@ fn server_invite_ack_confirms_then_i() {
     assert_eq!(tx.state(), ServerInviteState::Confirmed);
     tx.handle_request(base + secs(1.1), &ack);
     assert_eq!(drain_sends(&mut tx), 0, "ACKs absorbed");
-    let (sends, events) = run(&mut tx, base, secs(100.0));
-    assert!(sends.is_empty(), "no G after the ACK");
-    assert_eq!(events, vec![(secs(6.0), TransactionEvent::Terminated)]);
+    assert_ends_quietly_at(&mut tx, base, 6.0, "no G after the ACK");
 }
 
 #[test]
 fn server_invite_proceeding_resends_last_provisional() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKj");
-    let mut tx = ServerInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ServerInvite::new, "INVITE", "z9hG4bKj");
     let trying = tx.poll_transmit().unwrap();
     tx.handle_request(base + secs(0.5), &invite);
     assert_eq!(tx.poll_transmit(), Some(trying), "the 100 again");
@@ -346,9 +338,7 @@ fn server_invite_proceeding_resends_last_provisional() {
 
 #[test]
 fn server_invite_2xx_accepted_until_l() {
-    let base = Instant::now();
-    let invite = request("INVITE", "z9hG4bKk");
-    let mut tx = ServerInvite::new(base, invite.clone(), Timers::default());
+    let (base, invite, mut tx) = start(ServerInvite::new, "INVITE", "z9hG4bKk");
     drain_sends(&mut tx);
     let ok = response_to(&invite, 200, "OK").with_to_tag("s4");
     tx.send_response(base + secs(1.0), &ok).unwrap();
@@ -366,19 +356,17 @@ fn server_invite_2xx_accepted_until_l() {
         tx.send_response(base + secs(1.6), &response_to(&invite, 486, "Busy Here")),
         Err(TransactionError::WrongState { code: 486, .. })
     ));
-    let (sends, events) = run(&mut tx, base, secs(100.0));
-    assert!(
-        sends.is_empty(),
-        "the transaction never retransmits a 2xx itself"
+    assert_ends_quietly_at(
+        &mut tx,
+        base,
+        33.0,
+        "the transaction never retransmits a 2xx itself",
     );
-    assert_eq!(events, vec![(secs(33.0), TransactionEvent::Terminated)]);
 }
 
 #[test]
 fn server_non_invite_absorbs_and_resends_until_j() {
-    let base = Instant::now();
-    let bye = request("BYE", "z9hG4bKl");
-    let mut tx = ServerNonInvite::new(base, bye.clone(), Timers::default());
+    let (base, bye, mut tx) = start(ServerNonInvite::new, "BYE", "z9hG4bKl");
     assert_eq!(tx.poll_transmit(), None, "no automatic 100 for non-INVITE");
     tx.handle_request(base + secs(0.5), &bye);
     assert_eq!(tx.poll_transmit(), None, "Trying absorbs retransmissions");
@@ -391,16 +379,17 @@ fn server_non_invite_absorbs_and_resends_until_j() {
         assert_eq!(tx.poll_transmit(), Some(ok.to_bytes()), "resent at {t}");
     }
     assert!(tx.send_response(base + secs(5.0), &ok).is_err());
-    let (sends, events) = run(&mut tx, base, secs(100.0));
-    assert!(sends.is_empty());
-    assert_eq!(events, vec![(secs(33.0), TransactionEvent::Terminated)]);
+    assert_ends_quietly_at(
+        &mut tx,
+        base,
+        33.0,
+        "the final goes out again only on request",
+    );
 }
 
 #[test]
 fn server_non_invite_proceeding_resends_provisional() {
-    let base = Instant::now();
-    let info = request("INFO", "z9hG4bKm");
-    let mut tx = ServerNonInvite::new(base, info.clone(), Timers::default());
+    let (base, info, mut tx) = start(ServerNonInvite::new, "INFO", "z9hG4bKm");
     let trying = response_to(&info, 100, "Trying");
     tx.send_response(base, &trying).unwrap();
     assert_eq!(tx.state(), ServerNonInviteState::Proceeding);
@@ -440,8 +429,7 @@ fn timers_are_configurable() {
 
 #[test]
 fn transport_error_terminates() {
-    let base = Instant::now();
-    let mut tx = ClientInvite::new(base, request("INVITE", "z9hG4bKo"), Timers::default());
+    let (base, _, mut tx) = start(ClientInvite::new, "INVITE", "z9hG4bKo");
     tx.handle_transport_error(base);
     assert_eq!(tx.poll_event(), Some(TransactionEvent::TransportError));
     assert_eq!(tx.poll_event(), Some(TransactionEvent::Terminated));
@@ -452,17 +440,30 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Now, and an empty layer on the default timers.
+fn layer() -> (Instant, TransactionLayer) {
+    (Instant::now(), TransactionLayer::new(Timers::default()))
+}
+
+/// Feeds `request` from `source` to `layer`, which must open a server transaction for it.
+fn new_server_transaction(
+    layer: &mut TransactionLayer,
+    now: Instant,
+    source: SocketAddr,
+    request: Request,
+) -> TransactionKey {
+    let method = request.method.clone();
+    match layer.handle_request(now, source, request).unwrap() {
+        Incoming::New { key, .. } => key,
+        other => panic!("{method} should open a new transaction, got {other:?}"),
+    }
+}
+
 #[test]
 fn layer_server_invite_matching_ack_and_cancel() {
-    let base = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
+    let (base, mut layer) = layer();
     let invite = request("INVITE", "z9hG4bKp");
-    let Incoming::New { key, .. } = layer
-        .handle_request(base, addr(5070), invite.clone())
-        .unwrap()
-    else {
-        panic!("new transaction expected");
-    };
+    let key = new_server_transaction(&mut layer, base, addr(5070), invite.clone());
     assert_eq!(key.side, Side::Server);
     let t = layer.poll_transmit().unwrap();
     assert_eq!(t.destination, addr(5070));
@@ -478,10 +479,7 @@ fn layer_server_invite_matching_ack_and_cancel() {
     // A CANCEL has its own transaction but finds the INVITE.
     let cancel = request("CANCEL", "z9hG4bKp");
     assert_eq!(layer.cancel_target(&cancel), Some(key.clone()));
-    let Incoming::New { key: ckey, .. } = layer.handle_request(base, addr(5070), cancel).unwrap()
-    else {
-        panic!("CANCEL is a new transaction");
-    };
+    let ckey = new_server_transaction(&mut layer, base, addr(5070), cancel);
     assert_ne!(ckey, key);
     layer
         .respond(base, &ckey, &response_to(&invite, 200, "OK"))
@@ -522,8 +520,7 @@ fn layer_server_invite_matching_ack_and_cancel() {
 
 #[test]
 fn layer_same_branch_from_other_host_is_another_transaction() {
-    let base = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
+    let (base, mut layer) = layer();
     let a = request("OPTIONS", "z9hG4bKsame");
     let text = String::from_utf8(a.to_bytes().to_vec())
         .unwrap()
@@ -531,21 +528,14 @@ fn layer_same_branch_from_other_host_is_another_transaction() {
     let SipMessage::Request(b) = parse(text.as_bytes()).unwrap() else {
         panic!()
     };
-    assert!(matches!(
-        layer.handle_request(base, addr(5070), a).unwrap(),
-        Incoming::New { .. }
-    ));
-    assert!(matches!(
-        layer.handle_request(base, addr(5071), b).unwrap(),
-        Incoming::New { .. }
-    ));
+    new_server_transaction(&mut layer, base, addr(5070), a);
+    new_server_transaction(&mut layer, base, addr(5071), b);
     assert_eq!(layer.len(), 2);
 }
 
 #[test]
 fn layer_client_matches_by_branch_and_cseq_method() {
-    let base = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
+    let (base, mut layer) = layer();
     let invite = request("INVITE", "z9hG4bKq");
     let key = layer
         .send_request(base, addr(5080), invite.clone())
@@ -583,8 +573,7 @@ fn layer_client_matches_by_branch_and_cseq_method() {
 
 #[test]
 fn layer_client_non_invite_timeout_reports_and_forgets() {
-    let base = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
+    let (base, mut layer) = layer();
     let key = layer
         .send_request(base, addr(5080), request("OPTIONS", "z9hG4bKr"))
         .unwrap();
@@ -609,15 +598,9 @@ fn layer_client_non_invite_timeout_reports_and_forgets() {
 
 #[test]
 fn rfc2543_ack_without_cookie_matches_its_invite() {
-    let base = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
+    let (base, mut layer) = layer();
     let invite = request("INVITE", "old1");
-    let Incoming::New { key, .. } = layer
-        .handle_request(base, addr(5070), invite.clone())
-        .unwrap()
-    else {
-        panic!()
-    };
+    let key = new_server_transaction(&mut layer, base, addr(5070), invite.clone());
     layer
         .respond(
             base,

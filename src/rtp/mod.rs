@@ -5,6 +5,7 @@
 //! Everything here is sans-IO: datagrams and arrival instants go in, packets, digits and the next
 //! wake-up instant come out. No sockets, no clock reads.
 
+pub mod dtmf_stream;
 pub mod packet;
 pub mod pcap;
 pub mod session;

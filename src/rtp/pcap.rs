@@ -7,8 +7,13 @@
 //! with capture times out; a capture is untrusted input and never makes this panic. A capture
 //! whose last record was cut short (tcpdump killed mid-write) keeps the records before it and
 //! says so in [`Capture::truncated`].
+//!
+//! Writing is the narrow case the sipp tests need ([`PcapWriter`]): classic microsecond pcap,
+//! Ethernet/IPv4/UDP, because that is what sipp's `play_pcap_audio` replays (it rewrites the
+//! addresses and ports and paces the packets by their capture times).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use super::packet::{self, Packet};
@@ -451,4 +456,204 @@ fn udp_of(link_type: u32, file_little: bool, frame: &[u8]) -> Option<Udp<'_>> {
         SocketAddr::new(dst, dport),
         payload,
     ))
+}
+
+/// Why a capture cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PcapWriteError {
+    /// The underlying writer failed.
+    #[error("writing the capture: {0}")]
+    Io(#[from] std::io::Error),
+    /// The datagram does not fit in one unfragmented IPv4 packet.
+    #[error(
+        "UDP payload of {len} bytes does not fit in one IPv4 packet (at most {MAX_UDP_PAYLOAD})"
+    )]
+    PayloadTooLarge {
+        /// Payload length.
+        len: usize,
+    },
+    /// The capture time does not fit the 32-bit seconds of a classic pcap record (past 2106).
+    #[error("capture time {time:?} since the epoch does not fit a classic pcap record")]
+    Time {
+        /// The time asked for.
+        time: Duration,
+    },
+}
+
+/// Largest UDP payload of one IPv4 packet without options: 65 535 less the IPv4 and UDP headers.
+pub const MAX_UDP_PAYLOAD: usize = 65_535 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
+
+const ETHERNET_HEADER_LEN: usize = 14;
+const IPV4_HEADER_LEN: usize = 20;
+const UDP_HEADER_LEN: usize = 8;
+/// Snapshot length in the file header: every frame written is whole, so any value at least the
+/// largest frame will do; this is tcpdump's default.
+const SNAPLEN: u32 = 262_144;
+/// Locally administered MAC addresses (bit 1 of the first octet): they name no real interface,
+/// and sipp replaces the link layer anyway.
+const SRC_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+
+/// Writes a classic pcap (microsecond timestamps, little-endian, LINKTYPE_ETHERNET) of
+/// Ethernet/IPv4/UDP datagrams, each with correct lengths and IPv4 and UDP checksums so that
+/// tshark shows them as good and sipp replays them unchanged but for addresses and ports.
+///
+/// Frames are not padded to Ethernet's 60-byte minimum: a capture taken on the sending host does
+/// not show padding either, and readers go by the IPv4 total length.
+#[derive(Debug)]
+pub struct PcapWriter<W: Write> {
+    out: W,
+    /// IPv4 identification of the next packet (RFC 6864: unique per source while in flight;
+    /// a counter is what stacks do).
+    ip_id: u16,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header to `out`. Wrap a file in a `BufWriter`: every record is several
+    /// small writes.
+    pub fn new(mut out: W) -> Result<Self, PcapWriteError> {
+        let mut header = [0u8; 24];
+        header[0..4].copy_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+        header[4..6].copy_from_slice(&2u16.to_le_bytes());
+        header[6..8].copy_from_slice(&4u16.to_le_bytes());
+        // thiszone and sigfigs stay zero (pcap-savefile(5): always 0 in practice).
+        header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
+        header[20..24].copy_from_slice(&LT_ETHERNET.to_le_bytes());
+        out.write_all(&header)?;
+        Ok(PcapWriter { out, ip_id: 0 })
+    }
+
+    /// Appends one UDP datagram captured at `time` (since the Unix epoch; sub-microsecond parts
+    /// are dropped).
+    pub fn write_udp(
+        &mut self,
+        time: Duration,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: &[u8],
+    ) -> Result<(), PcapWriteError> {
+        if payload.len() > MAX_UDP_PAYLOAD {
+            return Err(PcapWriteError::PayloadTooLarge { len: payload.len() });
+        }
+        let secs = u32::try_from(time.as_secs()).map_err(|_| PcapWriteError::Time { time })?;
+        let frame = udp_frame(src, dst, self.ip_id, payload);
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let len = frame.len() as u32;
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&secs.to_le_bytes());
+        record[4..8].copy_from_slice(&time.subsec_micros().to_le_bytes());
+        record[8..12].copy_from_slice(&len.to_le_bytes());
+        record[12..16].copy_from_slice(&len.to_le_bytes());
+        self.out.write_all(&record)?;
+        self.out.write_all(&frame)?;
+        Ok(())
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn finish(mut self) -> Result<W, PcapWriteError> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A whole capture in memory: `datagrams` are (capture time since the epoch, UDP payload), all
+/// from `src` to `dst`.
+pub fn write_udp_capture<'a>(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    datagrams: impl IntoIterator<Item = (Duration, &'a [u8])>,
+) -> Result<Vec<u8>, PcapWriteError> {
+    let mut w = PcapWriter::new(Vec::new())?;
+    for (time, payload) in datagrams {
+        w.write_udp(time, src, dst, payload)?;
+    }
+    w.finish()
+}
+
+/// One Ethernet frame carrying `payload` in IPv4/UDP; the caller has checked the length.
+fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, ip_id: u16, payload: &[u8]) -> Vec<u8> {
+    let udp_len = UDP_HEADER_LEN + payload.len();
+    let ip_len = IPV4_HEADER_LEN + udp_len;
+    let mut f = Vec::with_capacity(ETHERNET_HEADER_LEN + ip_len);
+    f.extend_from_slice(&DST_MAC);
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+
+    let ip_at = f.len();
+    f.push(0x45); // version 4, 5 words of header (no options)
+    f.push(0); // DSCP/ECN: best effort; sipp sends from a raw socket and keeps it
+    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+    f.extend_from_slice(&ip_id.to_be_bytes());
+    f.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0: never a fragment
+    f.push(64); // TTL
+    f.push(17); // UDP
+    f.extend_from_slice(&[0, 0]); // checksum, filled in below
+    f.extend_from_slice(&src.ip().octets());
+    f.extend_from_slice(&dst.ip().octets());
+    let ip_sum = internet_checksum(&[&f[ip_at..]]);
+    f[ip_at + 10..ip_at + 12].copy_from_slice(&ip_sum.to_be_bytes());
+
+    let udp_at = f.len();
+    f.extend_from_slice(&src.port().to_be_bytes());
+    f.extend_from_slice(&dst.port().to_be_bytes());
+    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    // RFC 768: the checksum covers a pseudo-header of addresses, protocol and UDP length.
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&src.ip().octets());
+    pseudo[4..8].copy_from_slice(&dst.ip().octets());
+    pseudo[9] = 17;
+    pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    let udp_sum = match internet_checksum(&[&pseudo, &f[udp_at..]]) {
+        // A computed zero is sent as all ones: zero on the wire means "no checksum".
+        0 => 0xFFFF,
+        sum => sum,
+    };
+    f[udp_at + 6..udp_at + 8].copy_from_slice(&udp_sum.to_be_bytes());
+    f
+}
+
+/// RFC 1071 Internet checksum over the concatenation of `parts` (each but the last of even
+/// length, as here).
+fn internet_checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for part in parts {
+        let mut words = part.chunks_exact(2);
+        for w in &mut words {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [last] = words.remainder() {
+            sum += u32::from(*last) << 8;
+        }
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_matches_a_worked_example() {
+        // The IPv4 header example of Wikipedia's "Internet checksum" article.
+        let header = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(internet_checksum(&[&header]), 0xB861);
+    }
+
+    #[test]
+    fn odd_payload_is_padded_with_a_zero_octet() {
+        assert_eq!(internet_checksum(&[&[0x12]]), !0x1200);
+        assert_eq!(
+            internet_checksum(&[&[0x12, 0x34], &[0x56]]),
+            !(0x1234u16 + 0x5600)
+        );
+    }
 }

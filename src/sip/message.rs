@@ -552,6 +552,13 @@ fn split_list(value: &str) -> Vec<&str> {
     out
 }
 
+/// Splits a comma-separated header value (Record-Route, Route, Contact) into its entries,
+/// leaving commas inside quotes and angle brackets alone: one header line may carry several
+/// entries (RFC 3261 §7.3.1), and the dialog layer needs them one by one.
+pub fn split_header_list(value: &str) -> Vec<&str> {
+    split_list(value)
+}
+
 /// The user part of a `sip:`, `sips:` or `tel:` URI, %-decoded (RFC 3261 §19.1.2, §25.1).
 pub fn uri_user(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.trim().split_once(':')?;

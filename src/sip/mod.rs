@@ -5,6 +5,7 @@
 //!   them (§17.1.3, §17.2.3), sans-IO on injected time.
 //! - [`sdp`]: RFC 3264 offer/answer.
 
+pub mod dialog;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

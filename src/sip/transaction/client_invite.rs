@@ -1,11 +1,10 @@
 //! The INVITE client transaction (RFC 3261 §17.1.1, with the Accepted state of RFC 6026 §7.2).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Timers, TransactionEvent};
+use super::{Outbox, Timers, TransactionEvent, earliest};
 use crate::sip::message::{Request, Response, ack_for};
 
 /// States of [`ClientInvite`], named as in RFC 3261 Figure 5 and RFC 6026 Figure 3.
@@ -87,8 +86,7 @@ pub struct ClientInvite {
     timer_b: Option<Instant>,
     timer_d: Option<Instant>,
     timer_m: Option<Instant>,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<TransactionEvent>,
+    outbox: Outbox,
 }
 
 impl ClientInvite {
@@ -106,8 +104,7 @@ impl ClientInvite {
             timer_b: Some(now + timers.t1 * 64),
             timer_d: None,
             timer_m: None,
-            transmits: VecDeque::from([request_bytes]),
-            events: VecDeque::new(),
+            outbox: Outbox::sending(request_bytes),
         }
     }
 
@@ -131,8 +128,8 @@ impl ClientInvite {
                 self.timer_a = None;
                 // Timer B only guards Calling; Proceeding waits for the TU (timer C is its job).
                 self.timer_b = None;
-                self.events
-                    .push_back(TransactionEvent::Response(response.clone()));
+                self.outbox
+                    .event(TransactionEvent::Response(response.clone()));
             }
             (Calling | Proceeding | Accepted, 200..=299) => {
                 if self.state != Accepted {
@@ -141,8 +138,8 @@ impl ClientInvite {
                     self.timer_b = None;
                     self.timer_m = Some(now + self.timers.t1 * 64);
                 }
-                self.events
-                    .push_back(TransactionEvent::Response(response.clone()));
+                self.outbox
+                    .event(TransactionEvent::Response(response.clone()));
             }
             (Calling | Proceeding, 300..=699) => {
                 self.state = Completed;
@@ -150,15 +147,15 @@ impl ClientInvite {
                 self.timer_b = None;
                 self.timer_d = Some(now + self.timers.timer_d);
                 let ack = ack_for(&self.request, response).to_bytes();
-                self.transmits.push_back(ack.clone());
+                self.outbox.transmit(ack.clone());
                 self.ack_bytes = Some(ack);
-                self.events
-                    .push_back(TransactionEvent::Response(response.clone()));
+                self.outbox
+                    .event(TransactionEvent::Response(response.clone()));
             }
             (Completed, 300..=699) => {
                 // A retransmission of the final response: our ACK was lost, send it again.
                 if let Some(ack) = &self.ack_bytes {
-                    self.transmits.push_back(ack.clone());
+                    self.outbox.transmit(ack.clone());
                 }
             }
             // Late provisionals and anything after Terminated are absorbed.
@@ -166,27 +163,15 @@ impl ClientInvite {
         }
     }
 
-    /// The transport could not send (e.g. ICMP unreachable): inform the TU and stop.
-    pub fn handle_transport_error(&mut self, _now: Instant) {
-        if self.state != ClientInviteState::Terminated {
-            self.events.push_back(TransactionEvent::TransportError);
-            self.terminate();
-        }
-    }
-
     /// Fires every timer due at or before `now`, earliest first.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(due) = self.poll_timeout() {
-            if due > now {
-                break;
-            }
+        while let Some(due) = self.poll_timeout().filter(|&due| due <= now) {
             // On a tie the timeout wins over a retransmission nobody would answer.
             if self.timer_b == Some(due) {
-                self.timer_b = None;
-                self.events.push_back(TransactionEvent::Timeout);
+                self.outbox.event(TransactionEvent::Timeout);
                 self.terminate();
             } else if self.timer_a == Some(due) {
-                self.transmits.push_back(self.request_bytes.clone());
+                self.outbox.transmit(self.request_bytes.clone());
                 self.a_interval *= 2;
                 self.timer_a = Some(due + self.a_interval);
             } else if self.timer_d == Some(due) || self.timer_m == Some(due) {
@@ -197,28 +182,14 @@ impl ClientInvite {
 
     /// When [`ClientInvite::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timer_a, self.timer_b, self.timer_d, self.timer_m]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Next datagram to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// Next event for the TU.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        earliest([self.timer_a, self.timer_b, self.timer_d, self.timer_m])
     }
 
     fn terminate(&mut self) {
         self.state = ClientInviteState::Terminated;
-        self.timer_a = None;
-        self.timer_b = None;
-        self.timer_d = None;
-        self.timer_m = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        [self.timer_a, self.timer_b, self.timer_d, self.timer_m] = [None; 4];
+        self.outbox.event(TransactionEvent::Terminated);
     }
 }
+
+common_verbs!(ClientInvite, ClientInviteState);

@@ -1,11 +1,10 @@
 //! The non-INVITE client transaction (RFC 3261 §17.1.2).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Timers, TransactionEvent};
+use super::{Outbox, Timers, TransactionEvent, earliest};
 use crate::sip::message::{Request, Response};
 
 /// States of [`ClientNonInvite`], named as in RFC 3261 Figure 6.
@@ -81,8 +80,7 @@ pub struct ClientNonInvite {
     e_interval: Duration,
     timer_f: Option<Instant>,
     timer_k: Option<Instant>,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<TransactionEvent>,
+    outbox: Outbox,
 }
 
 impl ClientNonInvite {
@@ -98,8 +96,7 @@ impl ClientNonInvite {
             e_interval: timers.t1,
             timer_f: Some(now + timers.t1 * 64),
             timer_k: None,
-            transmits: VecDeque::from([request_bytes]),
-            events: VecDeque::new(),
+            outbox: Outbox::sending(request_bytes),
         }
     }
 
@@ -120,42 +117,30 @@ impl ClientNonInvite {
             (Trying | Proceeding, 100..=199) => {
                 // The pending timer E keeps its deadline; from its next firing on it is T2.
                 self.state = Proceeding;
-                self.events
-                    .push_back(TransactionEvent::Response(response.clone()));
+                self.outbox
+                    .event(TransactionEvent::Response(response.clone()));
             }
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
                 self.timer_e = None;
                 self.timer_f = None;
                 self.timer_k = Some(now + self.timers.t4);
-                self.events
-                    .push_back(TransactionEvent::Response(response.clone()));
+                self.outbox
+                    .event(TransactionEvent::Response(response.clone()));
             }
             // Completed absorbs retransmitted finals; nothing reaches a terminated transaction.
             _ => {}
         }
     }
 
-    /// The transport could not send: inform the TU and stop.
-    pub fn handle_transport_error(&mut self, _now: Instant) {
-        if self.state != ClientNonInviteState::Terminated {
-            self.events.push_back(TransactionEvent::TransportError);
-            self.terminate();
-        }
-    }
-
     /// Fires every timer due at or before `now`, earliest first.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(due) = self.poll_timeout() {
-            if due > now {
-                break;
-            }
+        while let Some(due) = self.poll_timeout().filter(|&due| due <= now) {
             if self.timer_f == Some(due) {
-                self.timer_f = None;
-                self.events.push_back(TransactionEvent::Timeout);
+                self.outbox.event(TransactionEvent::Timeout);
                 self.terminate();
             } else if self.timer_e == Some(due) {
-                self.transmits.push_back(self.request_bytes.clone());
+                self.outbox.transmit(self.request_bytes.clone());
                 self.e_interval = match self.state {
                     ClientNonInviteState::Trying => (self.e_interval * 2).min(self.timers.t2),
                     _ => self.timers.t2,
@@ -169,27 +154,14 @@ impl ClientNonInvite {
 
     /// When [`ClientNonInvite::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timer_e, self.timer_f, self.timer_k]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Next datagram to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// Next event for the TU.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        earliest([self.timer_e, self.timer_f, self.timer_k])
     }
 
     fn terminate(&mut self) {
         self.state = ClientNonInviteState::Terminated;
-        self.timer_e = None;
-        self.timer_f = None;
-        self.timer_k = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        [self.timer_e, self.timer_f, self.timer_k] = [None; 3];
+        self.outbox.event(TransactionEvent::Terminated);
     }
 }
+
+common_verbs!(ClientNonInvite, ClientNonInviteState);

@@ -12,6 +12,35 @@
 //! What is not here: ACK for 2xx and 2xx retransmission belong to the TU/dialog (§13.3.1.4,
 //! §17.2.1); the layer reports ACKs and responses it cannot match instead of dropping them.
 
+/// The verbs that are the same in every machine, given its type and state enum: the output
+/// side (`poll_transmit`, `poll_event`, which drain its `outbox`: an [`Outbox`]) and the
+/// transport error, which every figure of §17 handles alike: inform the TU, go to Terminated
+/// (through the machine's own `terminate`, which knows its timers).
+macro_rules! common_verbs {
+    ($machine:ty, $state:ident) => {
+        impl $machine {
+            /// The transport could not send (e.g. ICMP unreachable): inform the TU and stop.
+            pub fn handle_transport_error(&mut self, _now: ::std::time::Instant) {
+                if self.state != $state::Terminated {
+                    self.outbox
+                        .event($crate::sip::transaction::TransactionEvent::TransportError);
+                    self.terminate();
+                }
+            }
+
+            /// Next datagram to send to the transaction's peer.
+            pub fn poll_transmit(&mut self) -> Option<::bytes::Bytes> {
+                self.outbox.poll_transmit()
+            }
+
+            /// Next event for the TU.
+            pub fn poll_event(&mut self) -> Option<$crate::sip::transaction::TransactionEvent> {
+                self.outbox.poll_event()
+            }
+        }
+    };
+}
+
 mod client_invite;
 mod client_non_invite;
 mod server_invite;
@@ -29,6 +58,54 @@ pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerNonInviteState};
 
 use crate::sip::message::{MAGIC_COOKIE, Method, Request, Response};
+
+/// What a sans-IO machine has produced and not yet handed out: datagrams to send and events
+/// for the TU, each in order. A machine's is `Outbox<Bytes, TransactionEvent>`; the
+/// [`TransactionLayer`] keeps one of addressed datagrams and keyed events for all its machines.
+#[derive(Debug)]
+struct Outbox<T = Bytes, E = TransactionEvent> {
+    transmits: VecDeque<T>,
+    events: VecDeque<E>,
+}
+
+impl<T, E> Default for Outbox<T, E> {
+    fn default() -> Self {
+        Outbox {
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+}
+
+impl<T, E> Outbox<T, E> {
+    /// An outbox with `first` already queued for sending.
+    fn sending(first: T) -> Self {
+        let mut outbox = Outbox::default();
+        outbox.transmit(first);
+        outbox
+    }
+
+    fn transmit(&mut self, datagram: T) {
+        self.transmits.push_back(datagram);
+    }
+
+    fn event(&mut self, event: E) {
+        self.events.push_back(event);
+    }
+
+    fn poll_transmit(&mut self) -> Option<T> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<E> {
+        self.events.pop_front()
+    }
+}
+
+/// The earliest of a machine's armed timers: what its `poll_timeout` reports.
+fn earliest<const N: usize>(timers: [Option<Instant>; N]) -> Option<Instant> {
+    timers.into_iter().flatten().min()
+}
 
 /// Timer base values (RFC 3261 §17.1.1.1 and Table 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +345,7 @@ struct Entry {
 pub struct TransactionLayer {
     timers: Timers,
     entries: HashMap<TransactionKey, Entry>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<(TransactionKey, TransactionEvent)>,
+    outbox: Outbox<Transmit, (TransactionKey, TransactionEvent)>,
 }
 
 impl TransactionLayer {
@@ -440,12 +516,12 @@ impl TransactionLayer {
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.outbox.poll_transmit()
     }
 
     /// Next event for the TU.
     pub fn poll_event(&mut self) -> Option<(TransactionKey, TransactionEvent)> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     /// Moves a machine's output into the layer's queues and forgets it once terminated.
@@ -454,7 +530,7 @@ impl TransactionLayer {
             return;
         };
         while let Some(payload) = each!(&mut entry.machine, m => m.poll_transmit()) {
-            self.transmits.push_back(Transmit {
+            self.outbox.transmit(Transmit {
                 key: key.clone(),
                 destination: entry.peer,
                 payload,
@@ -462,7 +538,7 @@ impl TransactionLayer {
         }
         while let Some(event) = each!(&mut entry.machine, m => m.poll_event()) {
             entry.terminated |= event == TransactionEvent::Terminated;
-            self.events.push_back((key.clone(), event));
+            self.outbox.event((key.clone(), event));
         }
         if entry.terminated {
             self.entries.remove(key);

@@ -1,11 +1,10 @@
 //! The INVITE server transaction (RFC 3261 §17.2.1, with the Accepted state of RFC 6026 §7.1).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Timers, TransactionError, TransactionEvent};
+use super::{Outbox, Timers, TransactionError, TransactionEvent, earliest};
 use crate::sip::message::{Method, Request, Response, response_to};
 
 /// States of [`ServerInvite`], named as in RFC 3261 Figure 7 and RFC 6026 Figure 5.
@@ -89,8 +88,7 @@ pub struct ServerInvite {
     timer_h: Option<Instant>,
     timer_i: Option<Instant>,
     timer_l: Option<Instant>,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<TransactionEvent>,
+    outbox: Outbox,
 }
 
 impl ServerInvite {
@@ -108,8 +106,7 @@ impl ServerInvite {
             timer_h: None,
             timer_i: None,
             timer_l: None,
-            transmits: VecDeque::from([trying]),
-            events: VecDeque::new(),
+            outbox: Outbox::sending(trying),
         }
     }
 
@@ -131,7 +128,7 @@ impl ServerInvite {
         match (self.state, is_ack) {
             // The response was lost: send the last one again (a provisional in Proceeding).
             (Proceeding | Completed, false) => {
-                self.transmits.push_back(self.last_response.clone());
+                self.outbox.transmit(self.last_response.clone());
             }
             (Completed, true) => {
                 self.state = Confirmed;
@@ -140,8 +137,7 @@ impl ServerInvite {
                 self.timer_i = Some(now + self.timers.t4);
             }
             (Accepted, true) => {
-                self.events
-                    .push_back(TransactionEvent::Ack(request.clone()));
+                self.outbox.event(TransactionEvent::Ack(request.clone()));
             }
             // Confirmed absorbs ACKs; Accepted absorbs INVITEs (the TU resends its 2xx itself);
             // an ACK before any final response means nothing.
@@ -179,31 +175,19 @@ impl ServerInvite {
             }
         }
         self.last_response = bytes.clone();
-        self.transmits.push_back(bytes);
+        self.outbox.transmit(bytes);
         Ok(())
-    }
-
-    /// The transport could not send: inform the TU and stop.
-    pub fn handle_transport_error(&mut self, _now: Instant) {
-        if self.state != ServerInviteState::Terminated {
-            self.events.push_back(TransactionEvent::TransportError);
-            self.terminate();
-        }
     }
 
     /// Fires every timer due at or before `now`, earliest first.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(due) = self.poll_timeout() {
-            if due > now {
-                break;
-            }
+        while let Some(due) = self.poll_timeout().filter(|&due| due <= now) {
             if self.timer_h == Some(due) {
                 // The ACK never came.
-                self.timer_h = None;
-                self.events.push_back(TransactionEvent::Timeout);
+                self.outbox.event(TransactionEvent::Timeout);
                 self.terminate();
             } else if self.timer_g == Some(due) {
-                self.transmits.push_back(self.last_response.clone());
+                self.outbox.transmit(self.last_response.clone());
                 self.g_interval = (self.g_interval * 2).min(self.timers.t2);
                 self.timer_g = Some(due + self.g_interval);
             } else if self.timer_i == Some(due) || self.timer_l == Some(due) {
@@ -214,28 +198,14 @@ impl ServerInvite {
 
     /// When [`ServerInvite::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timer_g, self.timer_h, self.timer_i, self.timer_l]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Next datagram to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// Next event for the TU.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        earliest([self.timer_g, self.timer_h, self.timer_i, self.timer_l])
     }
 
     fn terminate(&mut self) {
         self.state = ServerInviteState::Terminated;
-        self.timer_g = None;
-        self.timer_h = None;
-        self.timer_i = None;
-        self.timer_l = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        [self.timer_g, self.timer_h, self.timer_i, self.timer_l] = [None; 4];
+        self.outbox.event(TransactionEvent::Terminated);
     }
 }
+
+common_verbs!(ServerInvite, ServerInviteState);

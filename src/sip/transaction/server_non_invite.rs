@@ -1,11 +1,10 @@
 //! The non-INVITE server transaction (RFC 3261 §17.2.2).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Timers, TransactionError, TransactionEvent};
+use super::{Outbox, Timers, TransactionError, TransactionEvent};
 use crate::sip::message::{Request, Response};
 
 /// States of [`ServerNonInvite`], named as in RFC 3261 Figure 8.
@@ -76,8 +75,7 @@ pub struct ServerNonInvite {
     request: Request,
     last_response: Option<Bytes>,
     timer_j: Option<Instant>,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<TransactionEvent>,
+    outbox: Outbox,
 }
 
 impl ServerNonInvite {
@@ -89,8 +87,7 @@ impl ServerNonInvite {
             request,
             last_response: None,
             timer_j: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -109,7 +106,7 @@ impl ServerNonInvite {
         match self.state {
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed => {
                 if let Some(r) = &self.last_response {
-                    self.transmits.push_back(r.clone());
+                    self.outbox.transmit(r.clone());
                 }
             }
             // Trying: the TU has not answered yet, nothing to repeat; Terminated: gone.
@@ -139,16 +136,8 @@ impl ServerNonInvite {
         }
         let bytes = response.to_bytes();
         self.last_response = Some(bytes.clone());
-        self.transmits.push_back(bytes);
+        self.outbox.transmit(bytes);
         Ok(())
-    }
-
-    /// The transport could not send: inform the TU and stop.
-    pub fn handle_transport_error(&mut self, _now: Instant) {
-        if self.state != ServerNonInviteState::Terminated {
-            self.events.push_back(TransactionEvent::TransportError);
-            self.terminate();
-        }
     }
 
     /// Fires timer J when due.
@@ -163,19 +152,11 @@ impl ServerNonInvite {
         self.timer_j
     }
 
-    /// Next datagram to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// Next event for the TU.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
-    }
-
     fn terminate(&mut self) {
         self.state = ServerNonInviteState::Terminated;
         self.timer_j = None;
-        self.events.push_back(TransactionEvent::Terminated);
+        self.outbox.event(TransactionEvent::Terminated);
     }
 }
+
+common_verbs!(ServerNonInvite, ServerNonInviteState);
