@@ -109,6 +109,8 @@ pub enum EndReason {
     LocalBye,
     /// No ACK for our 2xx within 64·T1 (§13.3.1.4): we sent BYE.
     NoAck,
+    /// The server is shutting down and the drain time ran out: we sent BYE.
+    Drained,
 }
 
 /// Why an INVITE could not be answered with a call.
@@ -434,10 +436,10 @@ impl Call {
                     let after = d.at.saturating_duration_since(self.answered);
                     tracing::info!(
                         call_id = %self.call_id,
+                        digit = %d.digit,
                         source = d.source.as_str(),
                         after_ms = after.as_millis() as u64,
-                        "key {}",
-                        d.digit
+                        "digit"
                     );
                     self.events.push_back(CallEvent::Digit {
                         digit: d.digit,
@@ -473,7 +475,8 @@ impl Call {
         }
     }
 
-    fn hang_up(&mut self, reason: EndReason) {
+    /// Ends the call from our side: BYE (through [`Call::poll_sip`]) and the media stops.
+    pub fn hang_up(&mut self, reason: EndReason) {
         if self.ended {
             return;
         }

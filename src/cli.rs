@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hotdesk::config::Config;
 use hotdesk::conformance::{self, Channel, Material};
 use hotdesk::dsp::dtmf::{DtmfParams, KeyPress};
 use hotdesk::{audio, qa};
@@ -21,6 +22,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the SIP/RTP media server (embedded defaults without --config).
+    Serve {
+        /// Configuration file (TOML, contract §2).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log line format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+    },
     /// Find DTMF digits in recorded audio files (any common format and rate).
     Detect {
         /// One JSON object per file per line instead of `PATH: DIGITS`.
@@ -58,6 +68,26 @@ enum Command {
     },
 }
 
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event, with the span fields (Call-ID …).
+    Json,
+}
+
+impl Cli {
+    /// The log format and default filter the command wants: the server logs its calls at
+    /// info, the QA commands only warnings (their output is on stdout).
+    pub fn logging(&self) -> (LogFormat, &'static str) {
+        match &self.command {
+            Command::Serve { log_format, .. } => (*log_format, "info,symphonia=off"),
+            _ => (LogFormat::Human, "warn,symphonia=off"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Profile {
     /// ITU-T Q.24 AT&T column (default).
@@ -88,6 +118,7 @@ enum ChannelArg {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve { config, .. } => serve(config.as_deref()),
         Command::Detect {
             json,
             profile,
@@ -100,6 +131,44 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             channel,
             speech,
         } => conformance_command(json, seed, channel, &speech),
+    }
+}
+
+fn serve(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = match config {
+        Some(path) => match Config::load(path, |name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("hotdesk: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Config::defaults(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        hotdesk::server::serve(config, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
     }
 }
 

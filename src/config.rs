@@ -55,6 +55,8 @@ pub struct SipConfig {
     pub auth_password_env: String,
     /// Calls at once; past it INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// On SIGTERM, how long running calls may go on before hotdesk hangs them up.
+    pub drain_timeout_s: u64,
 }
 
 impl Default for SipConfig {
@@ -68,6 +70,7 @@ impl Default for SipConfig {
             auth_user: None,
             auth_password_env: "HOTDESK_SIP_PASSWORD".into(),
             max_calls: 500,
+            drain_timeout_s: 30,
         }
     }
 }

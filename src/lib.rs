@@ -13,4 +13,5 @@ pub mod media;
 pub mod prompts;
 pub mod qa;
 pub mod rtp;
+pub mod server;
 pub mod sip;

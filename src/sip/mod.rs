@@ -6,6 +6,7 @@
 //! - [`sdp`]: RFC 3264 offer/answer.
 
 pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

@@ -1,0 +1,485 @@
+//! The SIP endpoint: every datagram of the SIP socket goes through here, sans-IO.
+//!
+//! It owns the [`TransactionLayer`] and decides, before any call exists, what the server says
+//! to a request (`contract.md` §3): 403 for an untrusted source, 503 + Retry-After over
+//! capacity or while draining, 404 for a number nobody answers, 481 for a dialog we do not
+//! know, 200/503 to OPTIONS, 200 + 487 for a CANCEL, 405/501 for methods we do not serve, and
+//! a 400 with the reason for what does not parse. What belongs to a call (a new INVITE to
+//! answer, in-dialog requests, ACKs, responses to the call's own requests) comes out as an
+//! [`EndpointEvent`] tagged with the Call-ID; the runtime hands it to that call's task and
+//! brings the call's answer back through [`Endpoint::respond`] / [`Endpoint::send_request`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ipnet::IpNet;
+
+use super::message::{self, Method, Request, Response, SipMessage, new_tag, response_to};
+use super::transaction::{
+    Incoming, ResponseMatch, Side, Timers, TransactionEvent, TransactionKey, TransactionLayer,
+};
+
+/// Methods the server implements, for `Allow` headers.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+/// How the endpoint answers before a call exists.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    /// `Server` / `User-Agent` value.
+    pub agent: String,
+    /// Who may send INVITEs (`sip.trusted_sources`).
+    pub trusted: Vec<IpNet>,
+    /// Calls at once, inbound and outbound; more get 503.
+    pub max_calls: usize,
+    /// Request-URI users that reach a service, e.g. `*97`; anything else is 404.
+    pub services: Vec<String>,
+    /// Retry-After of a 503.
+    pub retry_after: Duration,
+    /// RFC 3261 timer values.
+    pub timers: Timers,
+}
+
+/// What the runtime must do for a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointEvent {
+    /// A new INVITE to one of the services. 100 Trying is already out; the runtime sets up the
+    /// call and answers through [`Endpoint::respond`] on `key`.
+    Incoming {
+        /// The INVITE server transaction.
+        key: TransactionKey,
+        /// The INVITE.
+        request: Request,
+        /// Where it came from.
+        source: SocketAddr,
+        /// Which service (`*97` …) its Request-URI names.
+        service: String,
+    },
+    /// A request inside a known call (BYE, INFO, re-INVITE …): the call answers it through
+    /// [`Endpoint::respond`] on `key`.
+    InDialog {
+        /// The call.
+        call_id: String,
+        /// Its server transaction.
+        key: TransactionKey,
+        /// The request.
+        request: Request,
+    },
+    /// The ACK for a call's 2xx (no transaction owns it, §17.2.1).
+    Ack {
+        /// The call.
+        call_id: String,
+        /// The ACK.
+        request: Request,
+    },
+    /// The caller cancelled before we answered: 487 is sent, the call must not start.
+    Cancelled {
+        /// The call.
+        call_id: String,
+    },
+    /// A response to one of the call's own requests, or a 2xx retransmission (re-ACK it).
+    Response {
+        /// The call.
+        call_id: String,
+        /// The response.
+        response: Response,
+    },
+    /// One of the call's client transactions failed (timer B/F, or the transport).
+    RequestFailed {
+        /// The call.
+        call_id: String,
+        /// The request's method.
+        method: Method,
+    },
+}
+
+/// Why [`Endpoint::register_outbound`] refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapacityError {
+    /// `max_calls` calls are up.
+    #[error("at capacity ({0} calls)")]
+    Full(usize),
+    /// The server is shutting down.
+    #[error("draining")]
+    Draining,
+    /// A call with this Call-ID exists.
+    #[error("duplicate Call-ID {0}")]
+    Duplicate(String),
+}
+
+#[derive(Debug, Default)]
+struct CallEntry {
+    /// The INVITE server transaction until its final response is sent.
+    pending_invite: Option<TransactionKey>,
+}
+
+/// The SIP side of the server. Feed it datagrams, time and the calls' answers; drain
+/// [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`] after each input.
+#[derive(Debug)]
+pub struct Endpoint {
+    settings: EndpointSettings,
+    layer: TransactionLayer,
+    calls: HashMap<String, CallEntry>,
+    /// Client transactions and the call that sent them.
+    owners: HashMap<TransactionKey, String>,
+    draining: bool,
+    transmits: VecDeque<(SocketAddr, Bytes)>,
+    events: VecDeque<EndpointEvent>,
+}
+
+impl Endpoint {
+    /// An endpoint with no calls.
+    pub fn new(settings: EndpointSettings) -> Endpoint {
+        Endpoint {
+            layer: TransactionLayer::new(settings.timers),
+            settings,
+            calls: HashMap::new(),
+            owners: HashMap::new(),
+            draining: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Calls up or being set up.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Stop taking calls (SIGTERM): INVITEs and OPTIONS get 503 from now on.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether [`Endpoint::start_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// A datagram arrived on the SIP socket.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        match message::parse(datagram) {
+            // RFC 5626 §3.5.1 CRLF pings and the empty packets some phones send.
+            Ok(SipMessage::KeepAlive) => {}
+            Ok(SipMessage::Request(request)) => self.handle_request(now, source, request),
+            Ok(SipMessage::Response(response)) => self.handle_response(now, response),
+            Err(error) => {
+                tracing::warn!(%source, %error, "unparsable SIP datagram");
+                if let Some(reply) = message::bad_request(datagram, &error, &self.settings.agent) {
+                    self.transmits.push_back((source, reply.to_bytes()));
+                }
+            }
+        }
+        self.drain_layer();
+    }
+
+    /// A call answers one of its server transactions (the INVITE's final response, or the
+    /// response to an in-dialog request).
+    pub fn respond(&mut self, now: Instant, key: &TransactionKey, response: &Response) {
+        if let Err(e) = self.layer.respond(now, key, response) {
+            // The transaction may have ended meanwhile (a CANCEL won the race): nothing to send.
+            tracing::debug!(code = response.code, "response not sent: {e}");
+        }
+        if response.code >= 200 && key.method == Method::Invite {
+            let call_id = response.call_id().unwrap_or_default();
+            if let Some(entry) = self.calls.get_mut(call_id) {
+                if entry.pending_invite.as_ref() == Some(key) {
+                    entry.pending_invite = None;
+                    if response.code >= 300 {
+                        self.calls.remove(call_id);
+                    }
+                }
+            }
+        }
+        self.drain_layer();
+    }
+
+    /// A call sends a request (BYE, an outbound INVITE, CANCEL …) through a new client
+    /// transaction; its responses come back as [`EndpointEvent::Response`].
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        destination: SocketAddr,
+        request: Request,
+    ) {
+        let method = request.method.clone();
+        match self.layer.send_request(now, destination, request) {
+            Ok(key) => {
+                self.owners.insert(key, call_id.to_owned());
+            }
+            Err(e) => {
+                tracing::warn!(call_id, %method, "request not sent: {e}");
+                self.events.push_back(EndpointEvent::RequestFailed {
+                    call_id: call_id.to_owned(),
+                    method,
+                });
+            }
+        }
+        self.drain_layer();
+    }
+
+    /// Bytes no transaction owns (2xx retransmissions, ACKs for 2xx).
+    pub fn send_raw(&mut self, destination: SocketAddr, bytes: Bytes) {
+        self.transmits.push_back((destination, bytes));
+    }
+
+    /// Takes a slot for an outbound call with `call_id`.
+    pub fn register_outbound(&mut self, call_id: &str) -> Result<(), CapacityError> {
+        self.admit(call_id)?;
+        self.calls.insert(call_id.to_owned(), CallEntry::default());
+        Ok(())
+    }
+
+    /// The call is over and its task gone: its slot is free, its requests are stray.
+    pub fn call_ended(&mut self, call_id: &str) {
+        self.calls.remove(call_id);
+    }
+
+    /// When [`Endpoint::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.layer.poll_timeout()
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.drain_layer();
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the runtime.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    fn admit(&self, call_id: &str) -> Result<(), CapacityError> {
+        if self.draining {
+            Err(CapacityError::Draining)
+        } else if self.calls.len() >= self.settings.max_calls {
+            Err(CapacityError::Full(self.calls.len()))
+        } else if self.calls.contains_key(call_id) {
+            Err(CapacityError::Duplicate(call_id.to_owned()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, source: SocketAddr, request: Request) {
+        let incoming = match self.layer.handle_request(now, source, request) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                tracing::warn!(%source, "request dropped: {e}");
+                return;
+            }
+        };
+        match incoming {
+            Incoming::Absorbed { .. } => {}
+            Incoming::Ack(ack) => {
+                let call_id = ack.call_id().unwrap_or_default().to_owned();
+                if self.calls.contains_key(&call_id) {
+                    self.events.push_back(EndpointEvent::Ack {
+                        call_id,
+                        request: ack,
+                    });
+                }
+            }
+            Incoming::New { key, request } => self.new_request(now, source, key, request),
+        }
+    }
+
+    fn new_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let call_id = request.call_id().unwrap_or_default().to_owned();
+        let in_dialog = request.to_tag().is_some();
+        match &request.method {
+            Method::Cancel => self.cancel(now, &key, &request),
+            Method::Options if !in_dialog => {
+                let response = if self.draining {
+                    self.reply(&request, 503, "Service Unavailable")
+                        .with_header("Retry-After", &self.retry_after())
+                } else {
+                    self.reply(&request, 200, "OK")
+                        .with_header("Allow", ALLOW)
+                        .with_header("Accept", "application/sdp")
+                };
+                self.respond(now, &key, &response);
+            }
+            Method::Invite if !in_dialog => self.invite(now, source, key, request),
+            _ if self.calls.contains_key(&call_id) => {
+                self.events.push_back(EndpointEvent::InDialog {
+                    call_id,
+                    key,
+                    request,
+                });
+            }
+            Method::Bye
+            | Method::Info
+            | Method::Invite
+            | Method::Options
+            | Method::Update
+            | Method::Prack
+            | Method::Notify
+            | Method::Refer => {
+                let response = self.reply(&request, 481, "Call/Transaction Does Not Exist");
+                self.respond(now, &key, &response);
+            }
+            Method::Extension(_) => {
+                let response = self
+                    .reply(&request, 501, "Not Implemented")
+                    .with_header("Allow", ALLOW);
+                self.respond(now, &key, &response);
+            }
+            _ => {
+                let response = self
+                    .reply(&request, 405, "Method Not Allowed")
+                    .with_header("Allow", ALLOW);
+                self.respond(now, &key, &response);
+            }
+        }
+    }
+
+    fn invite(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
+        let call_id = request.call_id().unwrap_or_default().to_owned();
+        let refusal = if !self
+            .settings
+            .trusted
+            .iter()
+            .any(|n| n.contains(&source.ip()))
+        {
+            tracing::warn!(%source, call_id, "INVITE from an untrusted source");
+            Some(self.reply(&request, 403, "Forbidden"))
+        } else if let Err(e) = self.admit(&call_id) {
+            tracing::warn!(%source, call_id, "INVITE refused: {e}");
+            Some(match e {
+                CapacityError::Duplicate(_) => self.reply(&request, 482, "Loop Detected"),
+                _ => self
+                    .reply(&request, 503, "Service Unavailable")
+                    .with_header("Retry-After", &self.retry_after()),
+            })
+        } else {
+            None
+        };
+        if let Some(response) = refusal {
+            self.respond(now, &key, &response);
+            return;
+        }
+        let service = request.request_user().unwrap_or_default();
+        if !self.settings.services.contains(&service) {
+            tracing::info!(call_id, service, "INVITE for an unknown number");
+            let response = self.reply(&request, 404, "Not Found");
+            self.respond(now, &key, &response);
+            return;
+        }
+        self.calls.insert(
+            call_id,
+            CallEntry {
+                pending_invite: Some(key.clone()),
+            },
+        );
+        self.events.push_back(EndpointEvent::Incoming {
+            key,
+            request,
+            source,
+            service,
+        });
+    }
+
+    /// §9.2: 200 to the CANCEL; if the INVITE has no final response yet, 487 to it and the
+    /// call is off. A CANCEL after our 200 changes nothing (the caller must BYE).
+    fn cancel(&mut self, now: Instant, key: &TransactionKey, cancel: &Request) {
+        let Some(invite_key) = self.layer.cancel_target(cancel) else {
+            let response = self.reply(cancel, 481, "Call/Transaction Does Not Exist");
+            self.respond(now, key, &response);
+            return;
+        };
+        let ok = self.reply(cancel, 200, "OK");
+        self.respond(now, key, &ok);
+        let call_id = cancel.call_id().unwrap_or_default().to_owned();
+        let pending = self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| c.pending_invite.as_ref() == Some(&invite_key));
+        if pending {
+            // The 487 answers the INVITE, so it carries the INVITE's CSeq: rebuild it from the
+            // CANCEL, which shares everything else (§9.1).
+            let mut terminated = self.reply(cancel, 487, "Request Terminated");
+            if let Some(cseq) = cancel.cseq() {
+                terminated
+                    .headers
+                    .set("CSeq", &format!("{} INVITE", cseq.seq));
+            }
+            self.respond(now, &invite_key, &terminated);
+            self.calls.remove(&call_id);
+            self.events.push_back(EndpointEvent::Cancelled {
+                call_id: call_id.clone(),
+            });
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, response: Response) {
+        if let ResponseMatch::Unmatched(response) = self.layer.handle_response(now, response) {
+            // A 2xx retransmission after the INVITE transaction ended: the call re-ACKs it.
+            let call_id = response.call_id().unwrap_or_default().to_owned();
+            let is_invite_2xx = response.cseq().is_some_and(|c| c.method == Method::Invite)
+                && (200..300).contains(&response.code);
+            if is_invite_2xx && self.calls.contains_key(&call_id) {
+                self.events
+                    .push_back(EndpointEvent::Response { call_id, response });
+            }
+        }
+    }
+
+    /// Moves the layer's datagrams out and turns client transaction events into call events.
+    fn drain_layer(&mut self) {
+        while let Some(t) = self.layer.poll_transmit() {
+            self.transmits.push_back((t.destination, t.payload));
+        }
+        while let Some((key, event)) = self.layer.poll_event() {
+            if key.side != Side::Client {
+                continue;
+            }
+            let Some(call_id) = self.owners.get(&key).cloned() else {
+                continue;
+            };
+            match event {
+                TransactionEvent::Response(response) => {
+                    self.events
+                        .push_back(EndpointEvent::Response { call_id, response });
+                }
+                TransactionEvent::Timeout | TransactionEvent::TransportError => {
+                    self.events.push_back(EndpointEvent::RequestFailed {
+                        call_id,
+                        method: key.method.clone(),
+                    });
+                }
+                TransactionEvent::Terminated => {
+                    self.owners.remove(&key);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reply(&self, request: &Request, code: u16, reason: &str) -> Response {
+        let mut response = response_to(request, code, reason);
+        if request.to_tag().is_none() {
+            response = response.with_to_tag(&new_tag());
+        }
+        response.with_header("Server", &self.settings.agent)
+    }
+
+    fn retry_after(&self) -> String {
+        self.settings.retry_after.as_secs().max(1).to_string()
+    }
+}
