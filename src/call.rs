@@ -28,6 +28,7 @@ use crate::prompts::loader::PromptCache;
 use crate::sip::dialog::{Dialog, InDialog};
 use crate::sip::message::{Method, Request, Response, new_tag, response_to};
 use crate::sip::sdp::{self, Codec, Local, Negotiated, SdpError};
+use crate::sip::uac::Answered;
 
 /// What the call needs to know about its endpoint.
 #[derive(Debug, Clone)]
@@ -244,6 +245,47 @@ impl Call {
             settings,
         };
         Ok((call, ok))
+    }
+
+    /// The call an answered callback becomes: the dialog is confirmed, so the flow starts
+    /// now. In-dialog requests go to `peer` (the outbound proxy the INVITE went through).
+    #[allow(clippy::too_many_arguments)]
+    pub fn outbound<R: Rng + ?Sized>(
+        now: Instant,
+        answered: &Answered,
+        peer: SocketAddr,
+        flow: FlowKind,
+        settings: CallSettings,
+        cache: Arc<PromptCache>,
+        rng: &mut R,
+    ) -> Result<Call, MediaError> {
+        let media = MediaSession::new(
+            &answered.negotiated,
+            settings.dtmf,
+            &settings.language,
+            cache,
+            now,
+            rng,
+        )?;
+        let mut call = Call {
+            call_id: answered.dialog.id().call_id.clone(),
+            source: peer,
+            answered: now,
+            dialog: answered.dialog.clone(),
+            local: answered.local,
+            negotiated: answered.negotiated.clone(),
+            answer_sdp: answered.offer.clone(),
+            media,
+            flow_kind: flow,
+            flow: None,
+            ok: None,
+            sip_out: VecDeque::new(),
+            events: VecDeque::new(),
+            ended: false,
+            settings,
+        };
+        call.confirmed(now);
+        Ok(call)
     }
 
     /// The Call-ID.

@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::sip::sdp::Codec;
@@ -299,6 +300,8 @@ pub struct Validated {
     pub rtp_ports: RangeInclusive<u16>,
     /// Parsed `features.device_range`.
     pub devices: RangeInclusive<u32>,
+    /// The digest password from `sip.auth_password_env`, when `sip.auth_user` is set.
+    pub sip_password: Option<SecretString>,
 }
 
 impl Validated {
@@ -489,11 +492,29 @@ impl Config {
                 format!("{:?}: want sqlite://FILE or postgres://…", self.store.url),
             ));
         }
+        let sip_password = match &self.sip.auth_user {
+            None => None,
+            Some(_) => Some(
+                env(&self.sip.auth_password_env)
+                    .filter(|p| !p.is_empty())
+                    .map(SecretString::from)
+                    .ok_or_else(|| {
+                        bad(
+                            "sip.auth_user",
+                            format!(
+                                "digest credentials need a password: set {}",
+                                self.sip.auth_password_env
+                            ),
+                        )
+                    })?,
+            ),
+        };
         Ok(Validated {
             config: self,
             trusted,
             rtp_ports,
             devices,
+            sip_password,
         })
     }
 }
@@ -569,5 +590,27 @@ mod tests {
         let env = |name: &str| (name == "HOTDESK_API_TOKEN").then(|| "s3cret".to_string());
         let v = Config::parse("[api]\nlisten = \"0.0.0.0:8088\"\n", "c.toml", env);
         assert!(v.is_ok());
+    }
+
+    #[test]
+    fn digest_password_is_required_with_a_user_and_never_printed() {
+        let text = "[sip]\nauth_user = \"hotdesk\"\n";
+        let err = Config::parse(text, "c.toml", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sip.auth_user") && err.contains("HOTDESK_SIP_PASSWORD"),
+            "{err}"
+        );
+        let env = |name: &str| (name == "HOTDESK_SIP_PASSWORD").then(|| "pa55word".to_string());
+        let v = Config::parse(text, "c.toml", env).unwrap();
+        assert!(v.sip_password.is_some());
+        assert!(!format!("{v:?}").contains("pa55word"));
+        assert!(
+            Config::parse("", "c.toml", env)
+                .unwrap()
+                .sip_password
+                .is_none()
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hotdesk::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
 use hotdesk::sip::message::{self, Method, Response, SipMessage, new_tag, response_to};
-use hotdesk::sip::transaction::Timers;
+use hotdesk::sip::transaction::{Timers, TransactionEvent};
 
 const PHONE: &str = "127.0.0.1:5070";
 
@@ -341,12 +341,20 @@ fn a_calls_request_gets_its_responses_and_a_timeout_after_64_t1() {
     while let Some(t) = h.ep.poll_timeout().filter(|t| *t <= deadline) {
         h.ep.handle_timeout(t);
     }
+    let events = h.events();
+    let [
+        EndpointEvent::RequestFailed {
+            call_id,
+            key,
+            event,
+        },
+    ] = &events[..]
+    else {
+        panic!("{events:?}")
+    };
     assert_eq!(
-        h.events(),
-        vec![EndpointEvent::RequestFailed {
-            call_id: "out1".into(),
-            method: Method::Bye
-        }]
+        (call_id.as_str(), &key.method, event),
+        ("out1", &Method::Bye, &TransactionEvent::Timeout)
     );
     // A response now matches nothing and is dropped.
     let late = response_to(&bye, 200, "OK");

@@ -1,11 +1,16 @@
 //! The tokio shell of `hotdesk serve`: it only moves bytes and timers.
 //!
 //! One task owns the SIP socket and the sans-IO [`Endpoint`]; each call runs in a task of its
-//! own with its RTP socket and its sans-IO [`Call`]. They talk over channels keyed by Call-ID:
-//! the endpoint task hands a call what the endpoint routed to it, the call task hands back the
-//! responses and requests its call wants sent. Everything protocol-shaped happens in the
-//! sans-IO objects; nothing here decides what to answer.
+//! own with its RTP socket and its sans-IO objects ([`Outbound`] while a callback rings,
+//! [`Call`] once a call is up). They talk over channels keyed by Call-ID: the endpoint task
+//! hands a call what the endpoint routed to it, the call task hands back the responses and
+//! requests its call wants sent. Everything protocol-shaped happens in the sans-IO objects;
+//! nothing here decides what to answer.
+//!
+//! [`bind`] gives the [`Server`] to run and a [`ServerHandle`] through which the rest of the
+//! program (the HTTP API) places calls.
 
+mod call_task;
 mod ports;
 
 use std::collections::HashMap;
@@ -15,22 +20,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use secrecy::ExposeSecret;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+pub use call_task::{CallControl, CallUpdate};
 pub use ports::RtpPorts;
 
-use crate::call::{AcceptError, Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
+use crate::call::{AcceptError, Call, CallSettings, FlowKind};
 use crate::config::Validated;
 use crate::prompts::PromptError;
 use crate::prompts::loader::PromptCache;
-use crate::sip::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
-use crate::sip::message::{Request, Response};
-use crate::sip::transaction::{Timers, TransactionKey};
+use crate::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
+use crate::sip::message::{Request, Response, new_tag, response_to};
+use crate::sip::transaction::{Timers, TransactionEvent, TransactionKey};
+use crate::sip::uac::{Credentials, Outbound, OutboundSettings, SettingsError};
+use call_task::CallTask;
 
 /// The product name and version, for `Server` and `User-Agent` headers.
 pub const AGENT: &str = concat!("hotdesk/", env!("CARGO_PKG_VERSION"));
+
+/// Payload type we offer `telephone-event` at on outbound calls (the common convention).
+const EVENT_PAYLOAD_TYPE: u8 = 101;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +64,78 @@ pub enum ServerError {
     Socket(std::io::Error),
 }
 
+/// Why an outbound call could not be placed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginateError {
+    /// `sip.outbound_proxy` is not set, so there is nowhere to send the INVITE.
+    #[error("sip.outbound_proxy is not configured")]
+    NoProxy,
+    /// The proxy's host name did not resolve.
+    #[error("cannot resolve the outbound proxy {proxy}: {reason}")]
+    Resolve {
+        /// The configured URI.
+        proxy: String,
+        /// Why.
+        reason: String,
+    },
+    /// No call slot (over `sip.max_calls`, or draining).
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// No RTP port.
+    #[error("no RTP port: {0}")]
+    Rtp(std::io::Error),
+    /// The INVITE could not be built.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The server has stopped.
+    #[error("the server has stopped")]
+    Stopped,
+}
+
+/// What to call.
+#[derive(Debug, Clone)]
+pub struct Originate {
+    /// The extension to ring (`sip:DEVICE@domain`, sent to the outbound proxy).
+    pub device: String,
+    /// What runs on the call once it is answered.
+    pub flow: FlowKind,
+    /// How long it may ring before we CANCEL.
+    pub ring_timeout: Duration,
+}
+
+/// Places calls through a running [`Server`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    sip: SocketAddr,
+}
+
+impl ServerHandle {
+    /// The address the SIP socket is bound to.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip
+    }
+
+    /// Rings `what.device` and runs `what.flow` there when answered; progress comes through
+    /// the returned [`CallControl`].
+    pub async fn originate(&self, what: Originate) -> Result<CallControl, OriginateError> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Originate { what, reply })
+            .map_err(|_| OriginateError::Stopped)?;
+        result.await.map_err(|_| OriginateError::Stopped)?
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Originate {
+        what: Originate,
+        reply: oneshot::Sender<Result<CallControl, OriginateError>>,
+    },
+}
+
 /// What a call task gets from the endpoint task.
 #[derive(Debug)]
 enum ToCall {
@@ -61,8 +145,15 @@ enum ToCall {
     },
     Ack(Request),
     Response(Response),
-    /// Hang up at this time unless the call ends first.
+    /// One of the call's client transactions failed.
+    Failed {
+        key: TransactionKey,
+        event: TransactionEvent,
+    },
+    /// Hang up (or cancel) at this time unless the call ends first.
     Drain(Instant),
+    /// Whoever placed the call wants it over.
+    HangUp,
 }
 
 /// What the endpoint task gets from call tasks.
@@ -95,13 +186,53 @@ struct Shared {
     sip_port: u16,
 }
 
-/// Runs the server until `shutdown` resolves, then drains: new calls are refused, running
-/// calls get `sip.drain_timeout_s` to finish before they are hung up, and the function
-/// returns once none is left.
-pub async fn serve(
-    config: Validated,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
+impl Shared {
+    /// What a call needs to know about its endpoint, advertising `local_ip`.
+    fn call_settings(&self, local_ip: IpAddr, rtp_port: u16) -> CallSettings {
+        let config = &self.config.config;
+        let sip = SocketAddr::new(local_ip, self.sip_port);
+        CallSettings {
+            dtmf: config.rtp.dtmf,
+            codecs: config.rtp.codecs.clone(),
+            language: config.ivr.language.clone(),
+            rtp: SocketAddr::new(local_ip, rtp_port),
+            sent_by: sip.to_string(),
+            contact: format!("sip:hotdesk@{sip}"),
+            t1: Timers::default().t1,
+            t2: Timers::default().t2,
+            agent: AGENT.into(),
+        }
+    }
+
+    /// The address to advertise to `peer`: `sip.public_addr` when set, else the listen
+    /// address, else (listening on every interface) the local address routed towards `peer`.
+    fn local_ip_towards(&self, peer: SocketAddr) -> IpAddr {
+        let ip = self.config.public_ip();
+        if !ip.is_unspecified() {
+            return ip;
+        }
+        let probe = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
+            .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()));
+        probe.map(|a| a.ip()).unwrap_or(ip)
+    }
+
+    /// A UDP socket on the next free port of `rtp.port_range`.
+    fn bind_rtp(&self) -> std::io::Result<UdpSocket> {
+        let socket = self.ports.bind(self.config.config.sip.listen.ip())?;
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_std(socket)
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+/// Loads the prompts and binds the SIP socket.
+pub async fn bind(config: Validated) -> Result<(Server, ServerHandle), ServerError> {
     let prompts = Arc::new(PromptCache::load_dir(&config.config.prompts.dir)?);
     let listen = config.config.sip.listen;
     let socket = UdpSocket::bind(listen)
@@ -117,17 +248,47 @@ pub async fn serve(
         prompts,
         config,
     });
-    tracing::info!(sip = %bound, prompts = shared.prompts.clips().len(), "ready");
-    EndpointTask::new(socket, shared).run(shutdown).await
+    let (tx, commands) = mpsc::unbounded_channel();
+    let handle = ServerHandle {
+        commands: tx,
+        sip: bound,
+    };
+    Ok((
+        Server {
+            socket,
+            shared,
+            commands,
+        },
+        handle,
+    ))
+}
+
+impl Server {
+    /// Runs until `shutdown` resolves, then drains: new calls are refused, running calls get
+    /// `sip.drain_timeout_s` to finish before they are hung up, and `run` returns once none
+    /// is left.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let bound = self.socket.local_addr().map_err(ServerError::Socket)?;
+        tracing::info!(sip = %bound, prompts = self.shared.prompts.clips().len(), "ready");
+        EndpointTask::new(self).run(shutdown).await
+    }
+}
+
+/// [`bind`] and [`Server::run`]: `hotdesk serve`.
+pub async fn serve(
+    config: Validated,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let (server, _handle) = bind(config).await?;
+    server.run(shutdown).await
 }
 
 fn endpoint_settings(config: &Validated) -> EndpointSettings {
-    let features = &config.config.features;
     EndpointSettings {
         agent: AGENT.into(),
         trusted: config.trusted.clone(),
         max_calls: config.config.sip.max_calls,
-        services: vec![features.dtmf_test_code.clone()],
+        services: vec![config.config.features.dtmf_test_code.clone()],
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
     }
@@ -137,9 +298,39 @@ fn flow_for(config: &Validated, service: &str) -> Option<FlowKind> {
     (service == config.config.features.dtmf_test_code).then_some(FlowKind::DtmfTest)
 }
 
+/// `sip:host[:port][;params]` → a socket address (port 5060 when absent).
+async fn resolve_proxy(uri: &str) -> Result<SocketAddr, OriginateError> {
+    let failed = |reason: String| OriginateError::Resolve {
+        proxy: uri.into(),
+        reason,
+    };
+    let hostport = uri
+        .strip_prefix("sip:")
+        .map(|rest| rest.split([';', '?']).next().unwrap_or(rest))
+        .map(|hp| hp.rsplit_once('@').map_or(hp, |(_, h)| h))
+        .ok_or_else(|| failed("not a sip: URI".into()))?;
+    let with_port = if hostport.starts_with('[') {
+        if hostport.contains("]:") {
+            hostport.to_owned()
+        } else {
+            format!("{hostport}:5060")
+        }
+    } else if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5060")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .next()
+        .ok_or_else(|| failed("no address".into()))
+}
+
 struct EndpointTask {
     socket: UdpSocket,
     shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
     endpoint: Endpoint,
     calls: HashMap<String, mpsc::UnboundedSender<ToCall>>,
     to_endpoint: mpsc::UnboundedSender<ToEndpoint>,
@@ -147,12 +338,13 @@ struct EndpointTask {
 }
 
 impl EndpointTask {
-    fn new(socket: UdpSocket, shared: Arc<Shared>) -> EndpointTask {
+    fn new(server: Server) -> EndpointTask {
         let (to_endpoint, from_calls) = mpsc::unbounded_channel();
         EndpointTask {
-            endpoint: Endpoint::new(endpoint_settings(&shared.config)),
-            socket,
-            shared,
+            endpoint: Endpoint::new(endpoint_settings(&server.shared.config)),
+            socket: server.socket,
+            shared: server.shared,
+            commands: server.commands,
             calls: HashMap::new(),
             to_endpoint,
             from_calls,
@@ -173,6 +365,7 @@ impl EndpointTask {
                     Err(e) => tracing::debug!("SIP receive: {e}"),
                 },
                 Some(message) = self.from_calls.recv() => self.handle_call_message(message),
+                Some(command) = self.commands.recv() => self.handle_command(command).await,
                 () = sleep_until(deadline) => self.endpoint.handle_timeout(Instant::now()),
                 () = &mut shutdown, if !self.endpoint.is_draining() => self.drain(),
             }
@@ -215,6 +408,68 @@ impl EndpointTask {
         }
     }
 
+    async fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Originate { what, reply } => {
+                let _ = reply.send(self.originate(what).await);
+            }
+        }
+    }
+
+    /// Starts a callback: a call slot, an RTP port, the INVITE, and the call's task.
+    async fn originate(&mut self, what: Originate) -> Result<CallControl, OriginateError> {
+        let sip = &self.shared.config.config.sip;
+        let proxy_uri = sip.outbound_proxy.clone().ok_or(OriginateError::NoProxy)?;
+        let proxy = resolve_proxy(&proxy_uri).await?;
+        let rtp = self.shared.bind_rtp().map_err(OriginateError::Rtp)?;
+        let rtp_port = rtp.local_addr().map_err(OriginateError::Rtp)?.port();
+        let local_ip = self.shared.local_ip_towards(proxy);
+        let call = self.shared.call_settings(local_ip, rtp_port);
+        let credentials = match (&sip.auth_user, &self.shared.config.sip_password) {
+            (Some(user), Some(password)) => Some(Credentials {
+                user: user.clone(),
+                password: password.expose_secret().to_owned(),
+            }),
+            _ => None,
+        };
+        let settings = OutboundSettings {
+            target_uri: format!("sip:{}@{}", what.device, sip.domain),
+            from_uri: format!("sip:hotdesk@{}", sip.domain),
+            contact: call.contact.clone(),
+            sent_by: call.sent_by.clone(),
+            proxy,
+            credentials,
+            ring_timeout: what.ring_timeout,
+            codecs: call.codecs.clone(),
+            event_payload_type: EVENT_PAYLOAD_TYPE,
+            local_rtp: call.rtp,
+            agent: AGENT.into(),
+            call_id: None,
+            t1: call.t1,
+        };
+        let outbound = Outbound::start(Instant::now(), settings, &mut rand::rng())?;
+        let call_id = outbound.call_id().to_owned();
+        self.endpoint.register_outbound(&call_id)?;
+        let span = tracing::info_span!("call", call_id = %call_id, device = %what.device, direction = "out");
+        span.in_scope(|| tracing::info!(%proxy, "calling"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (updates_tx, updates) = mpsc::unbounded_channel();
+        self.calls.insert(call_id.clone(), tx.clone());
+        let task = CallTask::outbound(
+            outbound,
+            proxy,
+            what.flow,
+            call,
+            self.shared.prompts.clone(),
+            rtp,
+            rx,
+            self.to_endpoint.clone(),
+            updates_tx,
+        );
+        tokio::spawn(task.run().instrument(span));
+        Ok(CallControl::new(call_id, updates, tx))
+    }
+
     /// Sends what the endpoint queued and hands its events to the calls.
     async fn flush(&mut self) {
         loop {
@@ -245,12 +500,13 @@ impl EndpointTask {
             } => (call_id, ToCall::InDialog { key, request }),
             EndpointEvent::Ack { call_id, request } => (call_id, ToCall::Ack(request)),
             EndpointEvent::Response { call_id, response } => (call_id, ToCall::Response(response)),
+            EndpointEvent::RequestFailed {
+                call_id,
+                key,
+                event,
+            } => (call_id, ToCall::Failed { key, event }),
             EndpointEvent::Cancelled { call_id } => {
                 tracing::info!(call_id, "cancelled by the caller");
-                return;
-            }
-            EndpointEvent::RequestFailed { call_id, method } => {
-                tracing::info!(call_id, %method, "request got no response");
                 return;
             }
         };
@@ -270,45 +526,32 @@ impl EndpointTask {
     ) {
         let now = Instant::now();
         let call_id = invite.call_id().unwrap_or_default().to_owned();
-        let span = tracing::info_span!("call", call_id = %call_id, service, %source);
+        let span =
+            tracing::info_span!("call", call_id = %call_id, service, %source, direction = "in");
         let _entered = span.enter();
         let Some(flow) = flow_for(&self.shared.config, service) else {
             return;
         };
-        let local_ip = local_ip_towards(&self.shared.config, source);
-        let rtp = match self
-            .shared
-            .ports
-            .bind(self.shared.config.config.sip.listen.ip())
-            .and_then(|s| {
-                s.set_nonblocking(true)?;
-                UdpSocket::from_std(s)
-            }) {
+        let refuse = |code: u16, reason: &str| {
+            let mut r = response_to(&invite, code, reason).with_to_tag(&new_tag());
+            if code == 503 {
+                r = r.with_header("Retry-After", "5");
+            }
+            r.with_header("Server", AGENT)
+        };
+        let rtp = match self.shared.bind_rtp() {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");
-                let busy = crate::sip::message::response_to(&invite, 503, "Service Unavailable")
-                    .with_to_tag(&crate::sip::message::new_tag())
-                    .with_header("Retry-After", "5");
-                self.endpoint.respond(now, &key, &busy);
+                self.endpoint
+                    .respond(now, &key, &refuse(503, "Service Unavailable"));
                 return;
             }
         };
         let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or_default();
-        let settings = CallSettings {
-            dtmf: self.shared.config.config.rtp.dtmf,
-            codecs: self.shared.config.config.rtp.codecs.clone(),
-            language: self.shared.config.config.ivr.language.clone(),
-            rtp: SocketAddr::new(local_ip, rtp_port),
-            sent_by: format!("{}", SocketAddr::new(local_ip, self.shared.sip_port)),
-            contact: format!(
-                "sip:hotdesk@{}",
-                SocketAddr::new(local_ip, self.shared.sip_port)
-            ),
-            t1: Timers::default().t1,
-            t2: Timers::default().t2,
-            agent: AGENT.into(),
-        };
+        let settings = self
+            .shared
+            .call_settings(self.shared.local_ip_towards(source), rtp_port);
         let accepted = Call::accept(
             now,
             &invite,
@@ -318,56 +561,29 @@ impl EndpointTask {
             self.shared.prompts.clone(),
             &mut rand::rng(),
         );
-        match accepted {
+        let response = match accepted {
             Ok((call, ok)) => {
-                tracing::info!(
-                    codec = ?call.negotiated().codec,
-                    rtp = rtp_port,
-                    "answered"
-                );
-                self.endpoint.respond(now, &key, &ok);
+                tracing::info!(codec = ?call.negotiated().codec, rtp = rtp_port, "answered");
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call_id, tx);
-                let task = CallTask {
-                    call,
-                    rtp,
-                    rx,
-                    tx: self.to_endpoint.clone(),
-                    drain_at: None,
-                };
+                let task = CallTask::inbound(call, rtp, rx, self.to_endpoint.clone());
                 tokio::spawn(task.run().instrument(span.clone()));
+                ok
             }
             Err(AcceptError::Sdp { error, response }) => {
                 tracing::info!(code = response.code, "offer refused: {error}");
-                self.endpoint.respond(now, &key, &response);
+                *response
             }
             Err(AcceptError::Dialog { reason, response }) => {
                 tracing::info!(code = response.code, "INVITE refused: {reason}");
-                self.endpoint.respond(now, &key, &response);
+                *response
             }
             Err(e) => {
                 tracing::error!("cannot set up the call: {e}");
-                let failed =
-                    crate::sip::message::response_to(&invite, 500, "Server Internal Error")
-                        .with_to_tag(&crate::sip::message::new_tag());
-                self.endpoint.respond(now, &key, &failed);
+                refuse(500, "Server Internal Error")
             }
-        }
-    }
-}
-
-/// The address to advertise to `peer`: `sip.public_addr` when set, else the listen address,
-/// else (listening on every interface) the local address the kernel routes towards the peer.
-fn local_ip_towards(config: &Validated, peer: SocketAddr) -> IpAddr {
-    let ip = config.public_ip();
-    if !ip.is_unspecified() {
-        return ip;
-    }
-    let probe = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
-        .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()));
-    match probe {
-        Ok(addr) => addr.ip(),
-        Err(_) => ip,
+        };
+        self.endpoint.respond(now, &key, &response);
     }
 }
 
@@ -378,79 +594,29 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-struct CallTask {
-    call: Call,
-    rtp: UdpSocket,
-    rx: mpsc::UnboundedReceiver<ToCall>,
-    tx: mpsc::UnboundedSender<ToEndpoint>,
-    drain_at: Option<Instant>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl CallTask {
-    async fn run(mut self) {
-        let mut buf = vec![0u8; 2048];
-        while !self.call.is_ended() {
-            let deadline = self.call.poll_timeout();
-            tokio::select! {
-                received = self.rtp.recv_from(&mut buf) => {
-                    if let Ok((n, source)) = received {
-                        self.call.handle_rtp(Instant::now(), source, &buf[..n]);
-                    }
-                }
-                message = self.rx.recv() => match message {
-                    Some(m) => self.handle(m),
-                    // The endpoint task is gone: nothing can be sent any more.
-                    None => return,
-                },
-                () = sleep_until(deadline) => self.call.handle_timeout(Instant::now()),
-                () = sleep_until(self.drain_at) => {
-                    self.drain_at = None;
-                    self.call.hang_up(EndReason::Drained);
-                }
-            }
-            self.flush().await;
+    #[tokio::test]
+    async fn proxy_uris_resolve_with_the_default_port() {
+        let cases = [
+            ("sip:127.0.0.1", "127.0.0.1:5060"),
+            ("sip:127.0.0.1:5080", "127.0.0.1:5080"),
+            ("sip:pbx@127.0.0.1:5070;transport=udp", "127.0.0.1:5070"),
+            ("sip:[::1]", "[::1]:5060"),
+            ("sip:[::1]:5099", "[::1]:5099"),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(
+                resolve_proxy(uri).await.unwrap(),
+                want.parse::<SocketAddr>().unwrap(),
+                "{uri}"
+            );
         }
-        let _ = self.tx.send(ToEndpoint::Ended {
-            call_id: self.call.call_id().to_owned(),
-        });
-    }
-
-    fn handle(&mut self, message: ToCall) {
-        let now = Instant::now();
-        match message {
-            ToCall::InDialog { key, request } => {
-                let response = self.call.handle_request(now, &request);
-                let _ = self.tx.send(ToEndpoint::Respond { key, response });
-            }
-            ToCall::Ack(ack) => self.call.handle_ack(now, &ack),
-            // Our BYE's response: the call is over for us whatever it says.
-            ToCall::Response(r) => tracing::debug!(code = r.code, "response to our request"),
-            ToCall::Drain(at) => self.drain_at = Some(at),
-        }
-    }
-
-    async fn flush(&mut self) {
-        while let Some((to, bytes)) = self.call.poll_rtp() {
-            if let Err(e) = self.rtp.send_to(&bytes, to).await {
-                tracing::debug!(%to, "RTP send: {e}");
-            }
-        }
-        while let Some(out) = self.call.poll_sip() {
-            let message = match out {
-                SipOut::Raw { to, bytes } => ToEndpoint::Raw { to, bytes },
-                SipOut::Request { to, request } => ToEndpoint::Request {
-                    call_id: self.call.call_id().to_owned(),
-                    to,
-                    request,
-                },
-            };
-            let _ = self.tx.send(message);
-        }
-        while let Some(event) = self.call.poll_event() {
-            if let CallEvent::Ended(reason) = event {
-                let stats = self.call.media_stats();
-                tracing::info!(?reason, ?stats, "call over");
-            }
-        }
+        assert!(matches!(
+            resolve_proxy("http://x").await,
+            Err(OriginateError::Resolve { .. })
+        ));
     }
 }

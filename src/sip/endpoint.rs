@@ -85,12 +85,16 @@ pub enum EndpointEvent {
         /// The response.
         response: Response,
     },
-    /// One of the call's client transactions failed (timer B/F, or the transport).
+    /// One of the call's client transactions failed: `event` is
+    /// [`TransactionEvent::Timeout`] (timer B/F) or [`TransactionEvent::TransportError`].
     RequestFailed {
         /// The call.
         call_id: String,
-        /// The request's method.
-        method: Method,
+        /// The transaction (its method, and its branch to tell an old INVITE from the
+        /// current one).
+        key: TransactionKey,
+        /// What happened.
+        event: TransactionEvent,
     },
 }
 
@@ -204,17 +208,20 @@ impl Endpoint {
         destination: SocketAddr,
         request: Request,
     ) {
-        let method = request.method.clone();
+        let fallback_key = TransactionKey::client(&request);
         match self.layer.send_request(now, destination, request) {
             Ok(key) => {
                 self.owners.insert(key, call_id.to_owned());
             }
             Err(e) => {
-                tracing::warn!(call_id, %method, "request not sent: {e}");
-                self.events.push_back(EndpointEvent::RequestFailed {
-                    call_id: call_id.to_owned(),
-                    method,
-                });
+                tracing::warn!(call_id, "request not sent: {e}");
+                if let Some(key) = fallback_key {
+                    self.events.push_back(EndpointEvent::RequestFailed {
+                        call_id: call_id.to_owned(),
+                        key,
+                        event: TransactionEvent::TransportError,
+                    });
+                }
             }
         }
         self.drain_layer();
@@ -460,7 +467,8 @@ impl Endpoint {
                 TransactionEvent::Timeout | TransactionEvent::TransportError => {
                     self.events.push_back(EndpointEvent::RequestFailed {
                         call_id,
-                        method: key.method.clone(),
+                        key: key.clone(),
+                        event,
                     });
                 }
                 TransactionEvent::Terminated => {

@@ -199,6 +199,10 @@ pub struct Answered {
     pub negotiated: Negotiated,
     /// The 2xx itself (its SDP answer, Server header, …).
     pub answer: Response,
+    /// Our side of the session as offered (a re-INVITE's answer keeps its o= session id).
+    pub local: Local,
+    /// Our offer: the session description we keep answering with.
+    pub offer: String,
 }
 
 /// Why the CANCEL is wanted: decides between `NoAnswer` and `Cancelled`.
@@ -237,6 +241,8 @@ pub struct Outbound {
     /// The INVITE last sent: the one responses, CANCEL and the 2xx dialog refer to.
     invite: Request,
     offer: Bytes,
+    /// Our RTP address and o= numbers, as in the offer.
+    local: Local,
     /// For cnonces: seeded from the caller's RNG, so tests are reproducible.
     rng: ChaCha8Rng,
     /// Challenges answered on every INVITE from now on, one per (header, realm).
@@ -296,6 +302,7 @@ impl Outbound {
             cseq: 1,
             invite: Request::new(Method::Invite, &settings.target_uri),
             offer,
+            local,
             rng: ChaCha8Rng::from_seed(seed),
             auth: Vec::new(),
             answered_nonces: HashSet::new(),
@@ -532,6 +539,8 @@ impl Outbound {
                 dialog,
                 negotiated,
                 answer: response.clone(),
+                local: self.local,
+                offer: String::from_utf8_lossy(&self.offer).into_owned(),
             }))),
             Err(reason) => {
                 self.bye(&mut dialog);
