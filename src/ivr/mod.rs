@@ -3,6 +3,7 @@
 
 pub mod collect;
 pub mod dtmf_test;
+pub mod hotdesk;
 
 /// What a flow asks the call to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
