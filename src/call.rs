@@ -22,6 +22,9 @@ use rand::Rng;
 use crate::config::DtmfMode;
 use crate::ivr::FlowAction;
 use crate::ivr::dtmf_test::DtmfTest;
+use crate::ivr::hotdesk::{
+    Decision, DirectoryRequest, FlowSettings, HotdeskFlow, HotdeskKind, Verdict,
+};
 use crate::media::DigitSource;
 use crate::media::session::{MediaError, MediaEvent, MediaSession};
 use crate::prompts::loader::PromptCache;
@@ -54,16 +57,88 @@ pub struct CallSettings {
 }
 
 /// Which IVR flow answers the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowKind {
     /// `*97`: speaks back every key.
     DtmfTest,
+    /// `*88`, `*89` or a callback login.
+    Hotdesk {
+        /// Which one.
+        kind: HotdeskKind,
+        /// The desk: the caller for feature codes, the called phone for a callback.
+        device: String,
+        /// Whether `device` is in the hot-desk range.
+        is_desk: bool,
+        /// Timeouts, terminator, attempts.
+        settings: FlowSettings,
+    },
 }
 
 /// The running IVR flow.
 #[derive(Debug)]
 enum Flow {
     DtmfTest(DtmfTest),
+    Hotdesk(Box<HotdeskFlow>),
+}
+
+impl Flow {
+    fn start(kind: &FlowKind, now: Instant) -> Flow {
+        match kind {
+            FlowKind::DtmfTest => Flow::DtmfTest(DtmfTest::start(now)),
+            FlowKind::Hotdesk {
+                kind,
+                device,
+                is_desk,
+                settings,
+            } => Flow::Hotdesk(Box::new(HotdeskFlow::start(
+                now,
+                kind.clone(),
+                device,
+                *is_desk,
+                settings.clone(),
+            ))),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Flow::DtmfTest(f) => f.poll_timeout(),
+            Flow::Hotdesk(f) => f.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Flow::DtmfTest(f) => f.handle_timeout(now),
+            Flow::Hotdesk(f) => f.handle_timeout(now),
+        }
+    }
+
+    fn handle_digit(&mut self, now: Instant, key: char) {
+        match self {
+            Flow::DtmfTest(f) => f.handle_digit(now, key),
+            Flow::Hotdesk(f) => f.handle_digit(now, key),
+        }
+    }
+
+    fn handle_prompt_finished(&mut self, now: Instant) {
+        match self {
+            Flow::DtmfTest(f) => f.handle_prompt_finished(now),
+            Flow::Hotdesk(f) => f.handle_prompt_finished(now),
+        }
+    }
+
+    fn poll_action(&mut self) -> Option<FlowAction> {
+        match self {
+            Flow::DtmfTest(f) => f.poll_action(),
+            Flow::Hotdesk(f) => f.poll_action(),
+        }
+    }
+
+    /// Whether a key now typed is part of a secret (kept out of logs and events).
+    fn secret(&self) -> bool {
+        matches!(self, Flow::Hotdesk(f) if f.collecting_secret())
+    }
 }
 
 /// What the call asks the endpoint to send on SIP.
@@ -87,6 +162,7 @@ pub enum SipOut {
 
 /// What happened in the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallEvent {
     /// A key, once, with the path that carried it.
     Digit {
@@ -97,6 +173,15 @@ pub enum CallEvent {
         /// Time since the call was answered.
         after: Duration,
     },
+    /// A key of a secret entry (a PIN): which path carried it and when, never which key.
+    SecretDigit {
+        /// `rfc4733`, `info` or `inband`.
+        source: DigitSource,
+        /// Time since the call was answered.
+        after: Duration,
+    },
+    /// The hot-desk flow reached its decision.
+    Decision(Decision),
     /// The call is over.
     Ended(EndReason),
 }
@@ -165,6 +250,10 @@ pub struct Call {
     ok: Option<Retransmit>,
     sip_out: VecDeque<SipOut>,
     events: VecDeque<CallEvent>,
+    /// Directory work the flow asked for, for the runtime to carry out.
+    requests: VecDeque<DirectoryRequest>,
+    /// The flow's decision was reported.
+    decided: bool,
     ended: bool,
 }
 
@@ -241,6 +330,8 @@ impl Call {
             }),
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
+            requests: VecDeque::new(),
+            decided: false,
             ended: false,
             settings,
         };
@@ -281,6 +372,8 @@ impl Call {
             ok: None,
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
+            requests: VecDeque::new(),
+            decided: false,
             ended: false,
             settings,
         };
@@ -319,9 +412,7 @@ impl Call {
     fn confirmed(&mut self, now: Instant) {
         self.ok = None;
         if self.flow.is_none() && !self.ended {
-            self.flow = Some(match self.flow_kind {
-                FlowKind::DtmfTest => Flow::DtmfTest(DtmfTest::start(now)),
-            });
+            self.flow = Some(Flow::start(&self.flow_kind, now));
         }
         self.run_flow(now);
     }
@@ -364,10 +455,7 @@ impl Call {
         if self.ended {
             return None;
         }
-        let flow = match &self.flow {
-            Some(Flow::DtmfTest(t)) => t.poll_timeout(),
-            None => None,
-        };
+        let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
         [
             self.media.poll_timeout(),
             flow,
@@ -385,8 +473,8 @@ impl Call {
         }
         self.retransmit_ok(now);
         self.media.handle_timeout(now);
-        if let Some(Flow::DtmfTest(t)) = &mut self.flow {
-            t.handle_timeout(now);
+        if let Some(flow) = &mut self.flow {
+            flow.handle_timeout(now);
         }
         self.run_flow(now);
     }
@@ -404,6 +492,36 @@ impl Call {
     /// Next event.
     pub fn poll_event(&mut self) -> Option<CallEvent> {
         self.events.pop_front()
+    }
+
+    /// Next piece of directory work the flow needs; answer with [`Call::handle_verdict`] or
+    /// [`Call::handle_released`].
+    pub fn poll_directory_request(&mut self) -> Option<DirectoryRequest> {
+        self.requests.pop_front()
+    }
+
+    /// The directory's verdict on a login request.
+    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
+        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
+            f.handle_verdict(now, verdict);
+        }
+        self.flow_actions();
+    }
+
+    /// The directory's answer to a release request (`Err`: it failed).
+    pub fn handle_released(&mut self, result: Result<Option<String>, ()>) {
+        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
+            f.handle_released(result);
+        }
+        self.flow_actions();
+    }
+
+    /// The desk this call's hot-desk flow is about.
+    pub fn device(&self) -> Option<&str> {
+        match &self.flow_kind {
+            FlowKind::Hotdesk { device, .. } => Some(device),
+            FlowKind::DtmfTest => None,
+        }
     }
 
     fn reply(&mut self, request: &Request, code: u16, reason: &str) -> Response {
@@ -474,37 +592,55 @@ impl Call {
     fn run_flow(&mut self, now: Instant) {
         while let Some(event) = self.media.poll_event() {
             match event {
-                MediaEvent::Digit(d) => {
-                    let after = d.at.saturating_duration_since(self.answered);
-                    tracing::info!(
-                        call_id = %self.call_id,
-                        digit = %d.digit,
-                        source = d.source.as_str(),
-                        after_ms = after.as_millis() as u64,
-                        "digit"
-                    );
-                    self.events.push_back(CallEvent::Digit {
-                        digit: d.digit,
-                        source: d.source,
-                        after,
-                    });
-                    if let Some(Flow::DtmfTest(t)) = &mut self.flow {
-                        t.handle_digit(now, d.digit);
-                    }
-                }
+                MediaEvent::Digit(d) => self.digit(now, d.digit, d.source, d.at),
                 MediaEvent::PromptFinished => {
-                    if let Some(Flow::DtmfTest(t)) = &mut self.flow {
-                        t.handle_prompt_finished(now);
+                    if let Some(flow) = &mut self.flow {
+                        flow.handle_prompt_finished(now);
                     }
                 }
             }
         }
-        loop {
-            let action = match &mut self.flow {
-                Some(Flow::DtmfTest(t)) => t.poll_action(),
-                None => None,
-            };
-            let Some(action) = action else { break };
+        self.flow_actions();
+    }
+
+    /// A key, once, from whichever path: logged and reported (masked while a PIN is typed),
+    /// then given to the flow.
+    fn digit(&mut self, now: Instant, key: char, source: DigitSource, at: Instant) {
+        let after = at.saturating_duration_since(self.answered);
+        let after_ms = after.as_millis() as u64;
+        let source_name = source.as_str();
+        if self.flow.as_ref().is_some_and(Flow::secret) {
+            tracing::info!(call_id = %self.call_id, source = source_name, after_ms, "secret digit");
+            self.events
+                .push_back(CallEvent::SecretDigit { source, after });
+        } else {
+            tracing::info!(call_id = %self.call_id, digit = %key, source = source_name, after_ms, "digit");
+            self.events.push_back(CallEvent::Digit {
+                digit: key,
+                source,
+                after,
+            });
+        }
+        if let Some(flow) = &mut self.flow {
+            flow.handle_digit(now, key);
+        }
+    }
+
+    /// Carries out what the flow asks, and passes its directory requests on.
+    fn flow_actions(&mut self) {
+        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
+            if let Some(request) = f.poll_request() {
+                self.requests.push_back(request);
+            }
+            if let Some(decision) = f.decision().cloned() {
+                if !self.decided {
+                    self.decided = true;
+                    tracing::info!(call_id = %self.call_id, ?decision, "decision");
+                    self.events.push_back(CallEvent::Decision(decision));
+                }
+            }
+        }
+        while let Some(action) = self.flow.as_mut().and_then(Flow::poll_action) {
             match action {
                 FlowAction::Play(ids) => {
                     if let Err(e) = self.media.play(&ids) {

@@ -317,6 +317,17 @@ impl Validated {
             .is_ok_and(|n| self.devices.contains(&n))
     }
 
+    /// The `[ivr]` settings the hot-desk flows run with.
+    pub fn flow_settings(&self) -> crate::ivr::hotdesk::FlowSettings {
+        let ivr = &self.config.ivr;
+        crate::ivr::hotdesk::FlowSettings {
+            first_digit_timeout: std::time::Duration::from_millis(ivr.first_digit_timeout_ms),
+            inter_digit_timeout: std::time::Duration::from_millis(ivr.inter_digit_timeout_ms),
+            terminator: ivr.terminator.chars().next().unwrap_or('#'),
+            max_attempts: ivr.max_attempts,
+        }
+    }
+
     /// The address to advertise in Via, Contact and SDP.
     pub fn public_ip(&self) -> IpAddr {
         self.config

@@ -520,6 +520,9 @@ pub struct DtmfDetector {
     /// No new key may start before this sample (the end of the previous one).
     not_before: u64,
     events: VecDeque<DtmfEvent>,
+    /// Trace lines about candidate tone pairs (QA); off on live calls, where a pair's
+    /// frequencies would tell which PIN key was pressed.
+    diagnostics: bool,
 }
 
 impl Default for DtmfDetector {
@@ -548,7 +551,15 @@ impl DtmfDetector {
             track: None,
             not_before: 0,
             events: VecDeque::new(),
+            diagnostics: true,
         }
+    }
+
+    /// The same detector without the per-candidate trace lines: for live calls, whose keys
+    /// may be a PIN that must not reach any log, whatever the log level.
+    pub fn without_diagnostics(mut self) -> Self {
+        self.diagnostics = false;
+        self
     }
 
     /// The limits in force.
@@ -710,6 +721,9 @@ impl DtmfDetector {
             return None;
         }
         if self.has_octave(&x, &low, high.freq) || self.has_octave(&x, &high, low.freq) {
+            if !self.diagnostics {
+                return None;
+            }
             tracing::trace!(
                 low = low.freq,
                 high = high.freq,
@@ -728,15 +742,17 @@ impl DtmfDetector {
         let energy = dot(&x, &x) - sum * sum / WIN as f32;
         let tone_energy = (low.amplitude.powi(2) + high.amplitude.powi(2)) / 2.0 * WIN as f32;
         let share = tone_energy / energy.max(1.0);
-        tracing::trace!(
-            key = %KEYS[row][col],
-            at = self.pos,
-            low_hz = low.freq,
-            high_hz = high.freq,
-            twist_db = twist,
-            share,
-            "dtmf: candidate measured"
-        );
+        if self.diagnostics {
+            tracing::trace!(
+                key = %KEYS[row][col],
+                at = self.pos,
+                low_hz = low.freq,
+                high_hz = high.freq,
+                twist_db = twist,
+                share,
+                "dtmf: candidate measured"
+            );
+        }
         if share < p.min_energy_share {
             return None;
         }

@@ -144,7 +144,7 @@ impl MediaSession {
             sender,
             receiver: RtpReceiver::new(ReceiverConfig::default()),
             events,
-            detector: DtmfDetector::new(DtmfParams::default()),
+            detector: DtmfDetector::new(DtmfParams::default()).without_diagnostics(),
             audio_origin: None,
             last_frame: Vec::new(),
             merger,

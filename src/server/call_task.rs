@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{ToCall, ToEndpoint, sleep_until};
+use super::{HotdeskDirectory, LoginAttempt, ToCall, ToEndpoint, Via, sleep_until};
 use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
+use crate::ivr::hotdesk::{Decision, DirectoryRequest, Verdict};
 use crate::media::DigitSource;
 use crate::prompts::loader::PromptCache;
 use crate::sip::message::Method;
@@ -43,6 +44,15 @@ pub enum CallUpdate {
         /// The reason phrase, or what was wrong.
         reason: String,
     },
+    /// A key of a PIN: only its path and time are told.
+    SecretDigit {
+        /// The path that carried it.
+        source: DigitSource,
+        /// Since the answer.
+        after: Duration,
+    },
+    /// The hot-desk flow's decision.
+    Decision(Decision),
     /// A key heard on the answered call.
     Digit {
         /// The key.
@@ -113,15 +123,23 @@ pub(super) struct CallTask {
     tx: mpsc::UnboundedSender<ToEndpoint>,
     updates: Option<mpsc::UnboundedSender<CallUpdate>>,
     drain_at: Option<Instant>,
+    /// Where directory answers come back (this task's own inbox).
+    to_self: mpsc::UnboundedSender<ToCall>,
+    directory: Option<Arc<dyn HotdeskDirectory>>,
+    /// How the hot-desk flow of this call is reported.
+    via: Via,
+}
+
+/// What a call task needs besides its call: its channels and the directory.
+pub(super) struct TaskLinks {
+    pub rx: mpsc::UnboundedReceiver<ToCall>,
+    pub to_self: mpsc::UnboundedSender<ToCall>,
+    pub tx: mpsc::UnboundedSender<ToEndpoint>,
+    pub directory: Option<Arc<dyn HotdeskDirectory>>,
 }
 
 impl CallTask {
-    pub(super) fn inbound(
-        call: Call,
-        rtp: UdpSocket,
-        rx: mpsc::UnboundedReceiver<ToCall>,
-        tx: mpsc::UnboundedSender<ToEndpoint>,
-    ) -> CallTask {
+    pub(super) fn inbound(call: Call, rtp: UdpSocket, via: Via, links: TaskLinks) -> CallTask {
         CallTask {
             call_id: call.call_id().to_owned(),
             phase: Phase::Up {
@@ -129,8 +147,11 @@ impl CallTask {
                 outbound: None,
             },
             rtp,
-            rx,
-            tx,
+            rx: links.rx,
+            tx: links.tx,
+            to_self: links.to_self,
+            directory: links.directory,
+            via,
             updates: None,
             drain_at: None,
         }
@@ -144,8 +165,7 @@ impl CallTask {
         settings: CallSettings,
         prompts: Arc<PromptCache>,
         rtp: UdpSocket,
-        rx: mpsc::UnboundedReceiver<ToCall>,
-        tx: mpsc::UnboundedSender<ToEndpoint>,
+        links: TaskLinks,
         updates: mpsc::UnboundedSender<CallUpdate>,
     ) -> CallTask {
         CallTask {
@@ -158,8 +178,11 @@ impl CallTask {
                 prompts,
             },
             rtp,
-            rx,
-            tx,
+            rx: links.rx,
+            tx: links.tx,
+            to_self: links.to_self,
+            directory: links.directory,
+            via: Via::Callback,
             updates: Some(updates),
             drain_at: None,
         }
@@ -277,7 +300,55 @@ impl CallTask {
                 }
             }
             ToCall::HangUp => self.end(EndReason::LocalBye),
+            ToCall::Verdict(verdict) => {
+                if let Phase::Up { call, .. } = &mut self.phase {
+                    call.handle_verdict(now, verdict);
+                }
+            }
+            ToCall::Released(result) => {
+                if let Phase::Up { call, .. } = &mut self.phase {
+                    call.handle_released(result);
+                }
+            }
         }
+    }
+
+    /// Runs a directory request off the call's task (argon2 takes tens of milliseconds; the
+    /// prompts must keep flowing) and delivers the answer back as a [`ToCall`] message.
+    fn directory_work(&self, request: DirectoryRequest) {
+        let Phase::Up { call, .. } = &self.phase else {
+            return;
+        };
+        let device = call.device().unwrap_or_default().to_owned();
+        let call_id = self.call_id.clone();
+        let via = self.via;
+        let back = self.to_self.clone();
+        let Some(directory) = self.directory.clone() else {
+            tracing::error!("no directory: cannot verify or release");
+            let _ = back.send(match request {
+                DirectoryRequest::Login { .. } => ToCall::Verdict(Verdict::Unavailable),
+                DirectoryRequest::Release => ToCall::Released(Err(())),
+            });
+            return;
+        };
+        tokio::spawn(async move {
+            let message = match request {
+                DirectoryRequest::Login { account, pin } => {
+                    let attempt = LoginAttempt {
+                        device,
+                        account,
+                        pin,
+                        via,
+                        call_id,
+                    };
+                    ToCall::Verdict(directory.login(attempt).await)
+                }
+                DirectoryRequest::Release => {
+                    ToCall::Released(directory.release(device, via, call_id).await)
+                }
+            };
+            let _ = back.send(message);
+        });
     }
 
     fn update(&self, update: CallUpdate) {
@@ -423,12 +494,21 @@ impl CallTask {
                     source,
                     after,
                 }),
+                CallEvent::SecretDigit { source, after } => {
+                    updates.push(CallUpdate::SecretDigit { source, after })
+                }
+                CallEvent::Decision(d) => updates.push(CallUpdate::Decision(d)),
                 CallEvent::Ended(reason) => {
                     tracing::info!(?reason, stats = ?call.media_stats(), "call over");
                     updates.push(CallUpdate::Ended(reason));
                     over = true;
                 }
             }
+        }
+        let requests: Vec<DirectoryRequest> =
+            std::iter::from_fn(|| call.poll_directory_request()).collect();
+        for request in requests {
+            self.directory_work(request);
         }
         for m in messages {
             let _ = self.tx.send(m);

@@ -20,16 +20,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use call_task::TaskLinks;
 pub use call_task::{CallControl, CallUpdate};
 pub use ports::RtpPorts;
 
 use crate::call::{AcceptError, Call, CallSettings, FlowKind};
 use crate::config::Validated;
+use crate::ivr::hotdesk::{HotdeskKind, Verdict};
 use crate::prompts::PromptError;
 use crate::prompts::loader::PromptCache;
 use crate::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
@@ -154,6 +156,53 @@ enum ToCall {
     Drain(Instant),
     /// Whoever placed the call wants it over.
     HangUp,
+    /// The directory's verdict on the flow's login request.
+    Verdict(Verdict),
+    /// The directory's answer to the flow's release request.
+    Released(Result<Option<String>, ()>),
+}
+
+/// A future the directory returns (boxed so the trait can be used as `dyn`).
+pub type DirectoryFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a login or release came about (the `via` of contract §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `*88` / `*89` dialled from the desk.
+    FeatureCode,
+    /// The portal's *Activate Phone* callback.
+    Callback,
+    /// The HTTP API.
+    Api,
+}
+
+/// A login the flow asks the directory to verify.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// The desk.
+    pub device: String,
+    /// The extension entered.
+    pub account: String,
+    /// The PIN entered.
+    pub pin: SecretString,
+    /// How the login came about.
+    pub via: Via,
+    /// The call it came on.
+    pub call_id: String,
+}
+
+/// What the hot-desk flows need from the directory: the runtime's view of it, so the shell
+/// does not depend on how users, PINs and lockouts are stored.
+pub trait HotdeskDirectory: Send + Sync {
+    /// Verifies the attempt and, when it is right, logs the desk in (with its reports).
+    fn login(&self, attempt: LoginAttempt) -> DirectoryFuture<'_, Verdict>;
+    /// Releases `device` to its owner; `Ok(user)` names who was logged in.
+    fn release(
+        &self,
+        device: String,
+        via: Via,
+        call_id: String,
+    ) -> DirectoryFuture<'_, Result<Option<String>, ()>>;
 }
 
 /// What the endpoint task gets from call tasks.
@@ -180,6 +229,7 @@ enum ToEndpoint {
 /// Everything a call task needs that every call shares.
 struct Shared {
     config: Validated,
+    directory: Option<Arc<dyn HotdeskDirectory>>,
     prompts: Arc<PromptCache>,
     ports: RtpPorts,
     /// The port the SIP socket is bound to (for Via and Contact).
@@ -231,8 +281,12 @@ pub struct Server {
     commands: mpsc::UnboundedReceiver<Command>,
 }
 
-/// Loads the prompts and binds the SIP socket.
-pub async fn bind(config: Validated) -> Result<(Server, ServerHandle), ServerError> {
+/// Loads the prompts and binds the SIP socket. Without a directory the hot-desk flows run but
+/// every verification fails as unavailable (the DTMF test code needs none).
+pub async fn bind(
+    config: Validated,
+    directory: Option<Arc<dyn HotdeskDirectory>>,
+) -> Result<(Server, ServerHandle), ServerError> {
     let prompts = Arc::new(PromptCache::load_dir(&config.config.prompts.dir)?);
     let listen = config.config.sip.listen;
     let socket = UdpSocket::bind(listen)
@@ -247,6 +301,7 @@ pub async fn bind(config: Validated) -> Result<(Server, ServerHandle), ServerErr
         sip_port: bound.port(),
         prompts,
         config,
+        directory,
     });
     let (tx, commands) = mpsc::unbounded_channel();
     let handle = ServerHandle {
@@ -274,12 +329,13 @@ impl Server {
     }
 }
 
-/// [`bind`] and [`Server::run`]: `hotdesk serve`.
+/// [`bind`] and [`Server::run`].
 pub async fn serve(
     config: Validated,
+    directory: Option<Arc<dyn HotdeskDirectory>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let (server, _handle) = bind(config).await?;
+    let (server, _handle) = bind(config, directory).await?;
     server.run(shutdown).await
 }
 
@@ -288,14 +344,35 @@ fn endpoint_settings(config: &Validated) -> EndpointSettings {
         agent: AGENT.into(),
         trusted: config.trusted.clone(),
         max_calls: config.config.sip.max_calls,
-        services: vec![config.config.features.dtmf_test_code.clone()],
+        services: vec![
+            config.config.features.login_code.clone(),
+            config.config.features.release_code.clone(),
+            config.config.features.dtmf_test_code.clone(),
+        ],
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
     }
 }
 
-fn flow_for(config: &Validated, service: &str) -> Option<FlowKind> {
-    (service == config.config.features.dtmf_test_code).then_some(FlowKind::DtmfTest)
+/// The flow a service number runs for `invite`'s caller.
+fn flow_for(config: &Validated, service: &str, invite: &Request) -> Option<FlowKind> {
+    let features = &config.config.features;
+    let kind = if service == features.login_code {
+        HotdeskKind::Login
+    } else if service == features.release_code {
+        HotdeskKind::Release
+    } else if service == features.dtmf_test_code {
+        return Some(FlowKind::DtmfTest);
+    } else {
+        return None;
+    };
+    let device = invite.caller_user().unwrap_or_default();
+    Some(FlowKind::Hotdesk {
+        kind,
+        is_desk: config.is_device(&device),
+        device,
+        settings: config.flow_settings(),
+    })
 }
 
 /// `sip:host[:port][;params]` → a socket address (port 5060 when absent).
@@ -452,7 +529,7 @@ impl EndpointTask {
         self.endpoint.register_outbound(&call_id)?;
         let span = tracing::info_span!("call", call_id = %call_id, device = %what.device, direction = "out");
         span.in_scope(|| tracing::info!(%proxy, "calling"));
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (links, tx) = self.links();
         let (updates_tx, updates) = mpsc::unbounded_channel();
         self.calls.insert(call_id.clone(), tx.clone());
         let task = CallTask::outbound(
@@ -462,12 +539,23 @@ impl EndpointTask {
             call,
             self.shared.prompts.clone(),
             rtp,
-            rx,
-            self.to_endpoint.clone(),
+            links,
             updates_tx,
         );
         tokio::spawn(task.run().instrument(span));
         Ok(CallControl::new(call_id, updates, tx))
+    }
+
+    /// A new call task's channels, and the sender the endpoint task keeps for it.
+    fn links(&self) -> (TaskLinks, mpsc::UnboundedSender<ToCall>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let links = TaskLinks {
+            rx,
+            to_self: tx.clone(),
+            tx: self.to_endpoint.clone(),
+            directory: self.shared.directory.clone(),
+        };
+        (links, tx)
     }
 
     /// Sends what the endpoint queued and hands its events to the calls.
@@ -529,7 +617,7 @@ impl EndpointTask {
         let span =
             tracing::info_span!("call", call_id = %call_id, service, %source, direction = "in");
         let _entered = span.enter();
-        let Some(flow) = flow_for(&self.shared.config, service) else {
+        let Some(flow) = flow_for(&self.shared.config, service, &invite) else {
             return;
         };
         let refuse = |code: u16, reason: &str| {
@@ -564,9 +652,9 @@ impl EndpointTask {
         let response = match accepted {
             Ok((call, ok)) => {
                 tracing::info!(codec = ?call.negotiated().codec, rtp = rtp_port, "answered");
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (links, tx) = self.links();
                 self.calls.insert(call_id, tx);
-                let task = CallTask::inbound(call, rtp, rx, self.to_endpoint.clone());
+                let task = CallTask::inbound(call, rtp, Via::FeatureCode, links);
                 tokio::spawn(task.run().instrument(span.clone()));
                 ok
             }
