@@ -180,6 +180,8 @@ pub enum CallEvent {
         /// Time since the call was answered.
         after: Duration,
     },
+    /// The flow started these prompts.
+    Prompt(Vec<String>),
     /// The hot-desk flow reached its decision.
     Decision(Decision),
     /// The call is over.
@@ -643,6 +645,7 @@ impl Call {
         while let Some(action) = self.flow.as_mut().and_then(Flow::poll_action) {
             match action {
                 FlowAction::Play(ids) => {
+                    self.events.push_back(CallEvent::Prompt(ids.clone()));
                     if let Err(e) = self.media.play(&ids) {
                         tracing::error!(call_id = %self.call_id, "prompt: {e}");
                     }

@@ -12,6 +12,7 @@ pub mod ivr;
 pub mod media;
 pub mod prompts;
 pub mod qa;
+pub mod replay;
 pub mod rtp;
 pub mod server;
 pub mod sip;

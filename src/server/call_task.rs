@@ -498,6 +498,7 @@ impl CallTask {
                     updates.push(CallUpdate::SecretDigit { source, after })
                 }
                 CallEvent::Decision(d) => updates.push(CallUpdate::Decision(d)),
+                CallEvent::Prompt(_) => {}
                 CallEvent::Ended(reason) => {
                     tracing::info!(?reason, stats = ?call.media_stats(), "call over");
                     updates.push(CallUpdate::Ended(reason));

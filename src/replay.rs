@@ -1,0 +1,419 @@
+//! `hotdesk replay`: a whole hot-desk call on virtual time, from a recorded caller.
+//!
+//! The same sans-IO [`Call`] the server runs answers a made-up INVITE from the desk, and the
+//! recording is fed to it as the caller's RTP: a file of audio (any format `detect` reads)
+//! becomes 20 ms PCMU packets, a pcap is replayed packet by packet at its capture times (G.711
+//! and RFC 4733 as recorded). Time only moves when the next packet or the call's next timer is
+//! due, so a minute of call takes milliseconds. The directory is asked exactly as on a live
+//! call, and the transcript says what the caller heard, which keys were taken (a PIN's keys
+//! masked), the decision, and the reports the directory wrote.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
+use crate::config::DtmfMode;
+use crate::dsp::g711::linear_to_ulaw;
+use crate::ivr::hotdesk::{Decision, DirectoryRequest, FlowSettings, HotdeskKind};
+use crate::prompts::loader::PromptCache;
+use crate::rtp::packet;
+use crate::rtp::pcap::CapturedRtp;
+use crate::server::{HotdeskDirectory, LoginAttempt, Via};
+use crate::sip::message::{self, Request, SipMessage};
+use crate::sip::sdp::Codec;
+
+/// Longest a replayed call may run past the end of the recording (the flow's timers end it
+/// well before: three silent prompts and goodbye).
+const TAIL: Duration = Duration::from_secs(60);
+
+/// What the caller sends.
+#[derive(Debug, Clone)]
+pub enum CallerMedia {
+    /// 8 kHz linear audio (tones and all), sent as PCMU.
+    Audio(Vec<i16>),
+    /// Captured RTP packets of one stream, sent as captured.
+    Rtp(Vec<CapturedRtp>),
+}
+
+/// Which call to replay.
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    /// Login, release or callback.
+    pub kind: HotdeskKind,
+    /// The desk.
+    pub device: String,
+    /// Whether the desk is in the hot-desk range.
+    pub is_desk: bool,
+    /// The `[ivr]` settings.
+    pub settings: FlowSettings,
+    /// Prompt language.
+    pub language: String,
+}
+
+/// One line of the transcript.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// Prompts started.
+    Prompt {
+        /// Virtual milliseconds since the answer.
+        at_ms: u64,
+        /// Prompt ids, in order.
+        ids: Vec<String>,
+    },
+    /// A key taken (`digit` is `"•"` for a PIN's keys).
+    Digit {
+        /// Virtual milliseconds since the answer.
+        at_ms: u64,
+        /// The key, or the mask.
+        digit: String,
+        /// `rfc4733`, `info` or `inband`.
+        source: String,
+    },
+    /// The flow's decision.
+    Decision {
+        /// Virtual milliseconds since the answer.
+        at_ms: u64,
+        /// What was decided.
+        decision: String,
+    },
+    /// The call ended.
+    Hangup {
+        /// Virtual milliseconds since the answer.
+        at_ms: u64,
+        /// Who ended it.
+        by: String,
+    },
+}
+
+/// What a replay produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcript {
+    /// What happened, in order.
+    pub entries: Vec<Entry>,
+    /// The decision, as in the activation states: `verified`, `failed`, `locked_out`,
+    /// `released`, `no_input`, `not_a_desk`, `error`; `none` if the recording ended first.
+    pub outcome: String,
+    /// Virtual length of the call.
+    pub call_ms: u64,
+}
+
+impl Transcript {
+    /// The keys taken, PIN keys masked.
+    pub fn digits(&self) -> String {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Digit { digit, .. } => Some(digit.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The recording has nothing to send.
+    #[error("the recording holds no audio or RTP")]
+    Empty,
+    /// The call could not be set up (prompts missing, …).
+    #[error("cannot set up the call: {0}")]
+    Setup(String),
+}
+
+/// The decision's short name (the activation state words of contract §4).
+pub fn outcome_name(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Verified { .. } => "verified",
+        Decision::Failed => "failed",
+        Decision::LockedOut => "locked_out",
+        Decision::Released { .. } => "released",
+        Decision::NoInput => "no_input",
+        Decision::NotADesk => "not_a_desk",
+        Decision::Error => "error",
+    }
+}
+
+const CALLER: &str = "127.0.0.1:5062";
+const CALLER_RTP: &str = "127.0.0.1:40000";
+const SERVER_RTP: &str = "127.0.0.1:30000";
+
+/// Runs the call. The directory is asked exactly as the server asks it.
+pub async fn run(
+    spec: &ReplaySpec,
+    media: &CallerMedia,
+    prompts: Arc<PromptCache>,
+    directory: &dyn HotdeskDirectory,
+) -> Result<Transcript, ReplayError> {
+    let packets = caller_packets(media);
+    let Some(last) = packets.last().map(|(t, _)| *t) else {
+        return Err(ReplayError::Empty);
+    };
+    let t0 = Instant::now();
+    let invite = invite(spec, media)?;
+    let flow = FlowKind::Hotdesk {
+        kind: spec.kind.clone(),
+        device: spec.device.clone(),
+        is_desk: spec.is_desk,
+        settings: spec.settings.clone(),
+    };
+    let caller: SocketAddr = CALLER.parse().expect("literal");
+    let (mut call, ok) = Call::accept(
+        t0,
+        &invite,
+        caller,
+        flow,
+        settings(&spec.language),
+        prompts,
+        &mut rand::rng(),
+    )
+    .map_err(|e| ReplayError::Setup(e.to_string()))?;
+    call.handle_ack(t0, &message::ack_for(&invite, &ok));
+
+    let mut log = Log::new(t0);
+    let end = t0 + last + TAIL;
+    let caller_rtp: SocketAddr = CALLER_RTP.parse().expect("literal");
+    let mut next_packet = packets.iter().peekable();
+    let mut now = t0;
+    loop {
+        log.drain(&mut call, now);
+        while let Some(request) = call.poll_directory_request() {
+            answer(&mut call, now, request, spec, directory).await;
+            log.drain(&mut call, now);
+        }
+        if call.is_ended() || now >= end {
+            break;
+        }
+        let packet_due = next_packet.peek().map(|(t, _)| t0 + *t);
+        let timer_due = call.poll_timeout();
+        let Some(due) = [packet_due, timer_due].into_iter().flatten().min() else {
+            break;
+        };
+        now = due.min(end);
+        if packet_due == Some(due) {
+            while let Some((_, bytes)) = next_packet.next_if(|(t, _)| t0 + *t <= now) {
+                call.handle_rtp(now, caller_rtp, bytes);
+            }
+        } else {
+            call.handle_timeout(now);
+        }
+    }
+    Ok(log.finish(now))
+}
+
+/// Carries out a directory request the way the server's call task does.
+async fn answer(
+    call: &mut Call,
+    now: Instant,
+    request: DirectoryRequest,
+    spec: &ReplaySpec,
+    directory: &dyn HotdeskDirectory,
+) {
+    let via = match spec.kind {
+        HotdeskKind::Callback { .. } => Via::Callback,
+        _ => Via::FeatureCode,
+    };
+    let call_id = call.call_id().to_owned();
+    match request {
+        DirectoryRequest::Login { account, pin } => {
+            let attempt = LoginAttempt {
+                device: spec.device.clone(),
+                account,
+                pin,
+                via,
+                call_id,
+            };
+            let verdict = directory.login(attempt).await;
+            call.handle_verdict(now, verdict);
+        }
+        DirectoryRequest::Release => {
+            let result = directory.release(spec.device.clone(), via, call_id).await;
+            call.handle_released(result);
+        }
+    }
+}
+
+/// The transcript being written.
+struct Log {
+    t0: Instant,
+    entries: Vec<Entry>,
+    outcome: Option<String>,
+}
+
+impl Log {
+    fn new(t0: Instant) -> Log {
+        Log {
+            t0,
+            entries: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.t0).as_millis() as u64
+    }
+
+    /// Everything the call did: events into the transcript, datagrams dropped (the replay
+    /// has no network; prompts are told by their ids).
+    fn drain(&mut self, call: &mut Call, now: Instant) {
+        while call.poll_rtp().is_some() {}
+        let mut hung_up_by_us = false;
+        while let Some(out) = call.poll_sip() {
+            hung_up_by_us |= matches!(out, SipOut::Request { .. });
+        }
+        while let Some(event) = call.poll_event() {
+            let at_ms = self.ms(now);
+            let entry = match event {
+                CallEvent::Prompt(ids) => Entry::Prompt { at_ms, ids },
+                CallEvent::Digit {
+                    digit,
+                    source,
+                    after,
+                } => Entry::Digit {
+                    at_ms: after.as_millis() as u64,
+                    digit: digit.to_string(),
+                    source: source.as_str().into(),
+                },
+                CallEvent::SecretDigit { source, after } => Entry::Digit {
+                    at_ms: after.as_millis() as u64,
+                    digit: "•".into(),
+                    source: source.as_str().into(),
+                },
+                CallEvent::Decision(decision) => {
+                    self.outcome = Some(outcome_name(&decision).into());
+                    Entry::Decision {
+                        at_ms,
+                        decision: format!("{decision:?}"),
+                    }
+                }
+                CallEvent::Ended(reason) => Entry::Hangup {
+                    at_ms,
+                    by: match reason {
+                        EndReason::RemoteBye => "caller".into(),
+                        _ if hung_up_by_us => "hotdesk".into(),
+                        other => format!("{other:?}"),
+                    },
+                },
+            };
+            self.entries.push(entry);
+        }
+    }
+
+    fn finish(self, now: Instant) -> Transcript {
+        Transcript {
+            call_ms: self.ms(now),
+            entries: self.entries,
+            outcome: self.outcome.unwrap_or_else(|| "none".into()),
+        }
+    }
+}
+
+fn settings(language: &str) -> CallSettings {
+    CallSettings {
+        dtmf: DtmfMode::Auto,
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        language: language.into(),
+        rtp: SERVER_RTP.parse().expect("literal"),
+        sent_by: "127.0.0.1:5060".into(),
+        contact: "sip:hotdesk@127.0.0.1:5060".into(),
+        t1: Duration::from_millis(500),
+        t2: Duration::from_secs(4),
+        agent: "hotdesk-replay".into(),
+    }
+}
+
+/// The caller's datagrams with their offsets from the first.
+fn caller_packets(media: &CallerMedia) -> Vec<(Duration, Bytes)> {
+    match media {
+        CallerMedia::Audio(samples) => {
+            let mut out = Vec::new();
+            for (n, frame) in samples.chunks(160).enumerate() {
+                let payload: Vec<u8> = frame.iter().map(|&s| linear_to_ulaw(s)).collect();
+                let p = packet::build(
+                    0,
+                    n == 0,
+                    n as u16,
+                    (n * 160) as u32,
+                    0x5EED_CA11,
+                    Bytes::from(payload),
+                );
+                if let Ok(bytes) = packet::serialize(&p) {
+                    out.push((Duration::from_millis(20 * n as u64), bytes));
+                }
+            }
+            out
+        }
+        CallerMedia::Rtp(packets) => {
+            let Some(first) = packets.first().map(|p| p.time) else {
+                return Vec::new();
+            };
+            packets
+                .iter()
+                .filter_map(|p| {
+                    let bytes = packet::serialize(&p.packet).ok()?;
+                    Some((p.time.saturating_sub(first), bytes))
+                })
+                .collect()
+        }
+    }
+}
+
+/// The payload types a recording uses: its audio codec, and its telephone-event type (a
+/// dynamic type carrying 4-byte payloads).
+fn recorded_types(media: &CallerMedia) -> (u8, Option<u8>) {
+    let CallerMedia::Rtp(packets) = media else {
+        return (0, None);
+    };
+    let audio = packets
+        .iter()
+        .map(|p| p.packet.header.payload_type)
+        .find(|pt| *pt == 0 || *pt == 8)
+        .unwrap_or(0);
+    let events = packets
+        .iter()
+        .find(|p| p.packet.header.payload_type >= 96 && p.packet.payload.len() == 4)
+        .map(|p| p.packet.header.payload_type);
+    (audio, events)
+}
+
+/// The INVITE the desk would have sent (or, for a callback, the one its answer stands for),
+/// offering what the recording carries.
+fn invite(spec: &ReplaySpec, media: &CallerMedia) -> Result<Request, ReplayError> {
+    let (audio, events) = recorded_types(media);
+    let event_pt = events.unwrap_or(101);
+    let codec = if audio == 8 { "PCMA" } else { "PCMU" };
+    let (ip, port) = CALLER_RTP.split_once(':').expect("literal");
+    let sdp = format!(
+        "v=0\r\no=replay 1 1 IN IP4 {ip}\r\ns=replay\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {audio} {event_pt}\r\na=rtpmap:{audio} {codec}/8000\r\n\
+         a=rtpmap:{event_pt} telephone-event/8000\r\na=fmtp:{event_pt} 0-15\r\na=ptime:20\r\n"
+    );
+    let text = format!(
+        "INVITE sip:replay@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CALLER};branch=z9hG4bKreplay\r\n\
+         From: <sip:{device}@127.0.0.1>;tag=replay\r\n\
+         To: <sip:replay@127.0.0.1>\r\n\
+         Call-ID: replay-{device}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:{device}@{CALLER}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{sdp}",
+        device = spec.device,
+        len = sdp.len(),
+    );
+    match message::parse(text.as_bytes()) {
+        Ok(SipMessage::Request(r)) => Ok(r),
+        // Only the device (from the command line) varies.
+        _ => Err(ReplayError::Setup(format!(
+            "device {:?} is not a SIP user",
+            spec.device
+        ))),
+    }
+}
