@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use hotdesk::dsp::dtmf::DtmfEvent;
 use hotdesk::media::{DtmfMerger, MergeConfig, MergedDigit};
 
+pub mod peers;
+
 type MergeAction = Box<dyn Fn(&mut DtmfMerger)>;
 
 /// Key edges from several paths replayed into a [`DtmfMerger`] in time order, the way a live
