@@ -309,7 +309,6 @@ impl Call {
         )?;
         let ok = dialog
             .response(invite, 200, "OK")
-            .with_header("Contact", &format!("<{}>", settings.contact))
             .with_header("Server", &settings.agent)
             .with_header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")
             .with_body("application/sdp", Bytes::from(answer_sdp.clone()));
@@ -567,7 +566,6 @@ impl Call {
         }
         let sdp = self.answer_sdp.clone();
         self.reply(request, 200, "OK")
-            .with_header("Contact", &format!("<{}>", self.settings.contact))
             .with_body("application/sdp", Bytes::from(sdp))
     }
 

@@ -138,7 +138,8 @@ fn answers_with_sdp_and_a_tag() {
     assert!(ok.to_tag().is_some());
     let body = String::from_utf8_lossy(&ok.body);
     assert!(body.contains("m=audio 20000 RTP/AVP 0 101"), "{body}");
-    assert!(ok.headers.get("Contact").is_some());
+    // RFC 3261 §12.1.1: one Contact, the dialog's.
+    assert_eq!(ok.headers.get_all("Contact").count(), 1);
     assert_eq!(call.negotiated().remote, CALLER_RTP.parse().unwrap());
 }
 
