@@ -147,7 +147,7 @@ fn serve(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        hotdesk::server::serve(config, None, shutdown_signal()).await?;
+        hotdesk::server::serve(config, Default::default(), shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

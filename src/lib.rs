@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod dsp;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod prompts;
 pub mod qa;
 pub mod replay;

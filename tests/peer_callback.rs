@@ -37,7 +37,7 @@ dir = "{root}/prompts"
         root = env!("CARGO_MANIFEST_DIR"),
     );
     let config = Config::parse(&text, "test config", |_| None).expect("valid config");
-    let (server, handle) = hotdesk::server::bind(config, None)
+    let (server, handle) = hotdesk::server::bind(config, Default::default())
         .await
         .expect("server binds");
     let (stop, stopped) = oneshot::channel::<()>();

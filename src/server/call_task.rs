@@ -11,6 +11,7 @@ use super::{HotdeskDirectory, LoginAttempt, ToCall, ToEndpoint, Via, sleep_until
 use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
 use crate::ivr::hotdesk::{Decision, DirectoryRequest, Verdict};
 use crate::media::DigitSource;
+use crate::metrics::Metrics;
 use crate::prompts::loader::PromptCache;
 use crate::sip::message::Method;
 use crate::sip::uac::{Answered, Outbound, OutboundEvent};
@@ -126,6 +127,7 @@ pub(super) struct CallTask {
     /// Where directory answers come back (this task's own inbox).
     to_self: mpsc::UnboundedSender<ToCall>,
     directory: Option<Arc<dyn HotdeskDirectory>>,
+    metrics: Arc<Metrics>,
     /// How the hot-desk flow of this call is reported.
     via: Via,
 }
@@ -136,6 +138,7 @@ pub(super) struct TaskLinks {
     pub to_self: mpsc::UnboundedSender<ToCall>,
     pub tx: mpsc::UnboundedSender<ToEndpoint>,
     pub directory: Option<Arc<dyn HotdeskDirectory>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl CallTask {
@@ -151,6 +154,7 @@ impl CallTask {
             tx: links.tx,
             to_self: links.to_self,
             directory: links.directory,
+            metrics: links.metrics,
             via,
             updates: None,
             drain_at: None,
@@ -182,6 +186,7 @@ impl CallTask {
             tx: links.tx,
             to_self: links.to_self,
             directory: links.directory,
+            metrics: links.metrics,
             via: Via::Callback,
             updates: Some(updates),
             drain_at: None,
@@ -189,6 +194,14 @@ impl CallTask {
     }
 
     pub(super) async fn run(mut self) {
+        let direction = if self.updates.is_some() { "out" } else { "in" };
+        self.metrics.call(direction);
+        self.metrics.active_calls.inc();
+        self.serve().await;
+        self.metrics.active_calls.dec();
+    }
+
+    async fn serve(&mut self) {
         let mut buf = vec![0u8; 2048];
         // Sends the first INVITE of an outbound call.
         self.flush().await;
@@ -489,12 +502,16 @@ impl CallTask {
                     digit,
                     source,
                     after,
-                } => updates.push(CallUpdate::Digit {
-                    digit,
-                    source,
-                    after,
-                }),
+                } => {
+                    self.metrics.digit(source.as_str());
+                    updates.push(CallUpdate::Digit {
+                        digit,
+                        source,
+                        after,
+                    })
+                }
                 CallEvent::SecretDigit { source, after } => {
+                    self.metrics.digit(source.as_str());
                     updates.push(CallUpdate::SecretDigit { source, after })
                 }
                 CallEvent::Decision(d) => updates.push(CallUpdate::Decision(d)),

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,6 +33,7 @@ pub use ports::RtpPorts;
 use crate::call::{AcceptError, Call, CallSettings, FlowKind};
 use crate::config::Validated;
 use crate::ivr::hotdesk::{HotdeskKind, Verdict};
+use crate::metrics::Metrics;
 use crate::prompts::PromptError;
 use crate::prompts::loader::PromptCache;
 use crate::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
@@ -111,12 +113,18 @@ pub struct Originate {
 pub struct ServerHandle {
     commands: mpsc::UnboundedSender<Command>,
     sip: SocketAddr,
+    draining: Arc<AtomicBool>,
 }
 
 impl ServerHandle {
     /// The address the SIP socket is bound to.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// Whether the server is shutting down (`/readyz` says not ready).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Rings `what.device` and runs `what.flow` there when answered; progress comes through
@@ -230,6 +238,8 @@ enum ToEndpoint {
 struct Shared {
     config: Validated,
     directory: Option<Arc<dyn HotdeskDirectory>>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
     prompts: Arc<PromptCache>,
     ports: RtpPorts,
     /// The port the SIP socket is bound to (for Via and Contact).
@@ -281,11 +291,20 @@ pub struct Server {
     commands: mpsc::UnboundedReceiver<Command>,
 }
 
-/// Loads the prompts and binds the SIP socket. Without a directory the hot-desk flows run but
-/// every verification fails as unavailable (the DTMF test code needs none).
+/// What the server uses besides its configuration.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Users, PINs and logins. Without one the hot-desk flows run but every verification
+    /// fails as unavailable (the DTMF test code needs none).
+    pub directory: Option<Arc<dyn HotdeskDirectory>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Loads the prompts and binds the SIP socket.
 pub async fn bind(
     config: Validated,
-    directory: Option<Arc<dyn HotdeskDirectory>>,
+    services: Services,
 ) -> Result<(Server, ServerHandle), ServerError> {
     let prompts = Arc::new(PromptCache::load_dir(&config.config.prompts.dir)?);
     let listen = config.config.sip.listen;
@@ -301,12 +320,15 @@ pub async fn bind(
         sip_port: bound.port(),
         prompts,
         config,
-        directory,
+        directory: services.directory,
+        metrics: services.metrics,
+        draining: Arc::new(AtomicBool::new(false)),
     });
     let (tx, commands) = mpsc::unbounded_channel();
     let handle = ServerHandle {
         commands: tx,
         sip: bound,
+        draining: shared.draining.clone(),
     };
     Ok((
         Server {
@@ -332,10 +354,10 @@ impl Server {
 /// [`bind`] and [`Server::run`].
 pub async fn serve(
     config: Validated,
-    directory: Option<Arc<dyn HotdeskDirectory>>,
+    services: Services,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let (server, _handle) = bind(config, directory).await?;
+    let (server, _handle) = bind(config, services).await?;
     server.run(shutdown).await
 }
 
@@ -462,6 +484,7 @@ impl EndpointTask {
             "draining"
         );
         self.endpoint.start_draining();
+        self.shared.draining.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + grace;
         for tx in self.calls.values() {
             let _ = tx.send(ToCall::Drain(deadline));
@@ -554,6 +577,7 @@ impl EndpointTask {
             to_self: tx.clone(),
             tx: self.to_endpoint.clone(),
             directory: self.shared.directory.clone(),
+            metrics: self.shared.metrics.clone(),
         };
         (links, tx)
     }
