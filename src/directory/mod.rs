@@ -1,0 +1,1037 @@
+//! The embedded directory: users and their PIN hashes, who is logged in at which desk, failed
+//! attempts and lockouts, and the report outbox (contract §1 `users`/`devices`, §4, §5).
+//!
+//! # Semantics (what a PBX user expects)
+//!
+//! - **One desk per user, one user per desk.** Logging in at a second desk releases the first
+//!   (a `release` report for it, then the `login`). Logging in at a desk someone else holds
+//!   replaces them (`previous_user` in the `login` report; no separate release). Logging in
+//!   again where you already are refreshes the login.
+//! - **Wrong account and wrong PIN are indistinguishable** ([`LoginOutcome::Incorrect`]), in
+//!   result and in time: an unknown account, or one without a PIN, is verified against a dummy
+//!   hash of the same cost.
+//! - **Lockouts.** `failures` wrong attempts on one account within `window` lock the account
+//!   for `lock`; `device_failures` on one desk (across any accounts: someone trying many
+//!   extensions) lock the desk. The attempt that trips a lock gets [`LoginOutcome::LockedOut`]
+//!   and writes a `locked_out` report (null `user` for a desk). While locked, attempts are
+//!   refused without verifying and without counting again, and write no report. Failures from
+//!   before a lock ended do not count again after it, so an expired lock gives a fresh
+//!   allowance; an admin [`Directory::unlock`] does too. A successful login clears its
+//!   account's failures.
+//! - **Atomic and ordered.** A login is one `BEGIN IMMEDIATE` transaction: lockout check, PIN
+//!   verification, and the resulting writes including the reports. Holding the write lock
+//!   across one Argon2 verification (tens of milliseconds) serialises logins, which is what
+//!   makes the attempt counters exact under concurrent guessing. Reports are written in the
+//!   same transaction as the change they report, so they exist if and only if it does.
+//! - **Durable.** SQLite in WAL mode with `synchronous=FULL`: a committed login or report
+//!   survives a power cut, which is the "never lost" promise of contract §5.
+//!
+//! # Store
+//!
+//! SQLite through sqlx (no compile-time checked queries: nothing is needed at build time).
+//! The SQL is kept portable where that is cheap: `$n` placeholders, `ON CONFLICT … DO UPDATE`,
+//! `RETURNING`, BIGINT millisecond timestamps, no `user` column. Postgres is not implemented:
+//! it needs its own migration (`reports.seq` as an identity column) and a `PgPool`, and
+//! `BEGIN IMMEDIATE` becomes a row lock or SERIALIZABLE.
+//!
+//! PINs never leave this module except as [`SecretString`]s going in: they appear in no log,
+//! error, `Debug` output or report.
+
+mod pin;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::config::{Config, SecurityConfig};
+use crate::report::{Event, Report};
+
+pub use pin::{
+    MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, dummy_hash, hash_pin, pepper_path,
+    validate_pin, verify_pin,
+};
+pub use users::{ImportLineError, ImportReport, User};
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Lockout limits (`[security]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failed attempts on one account within `window` that lock it.
+    pub failures: u32,
+    /// The sliding window failures are counted in.
+    pub window: Duration,
+    /// How long a lock lasts.
+    pub lock: Duration,
+    /// Failed attempts from one desk (any accounts) within `window` that lock the desk.
+    pub device_failures: u32,
+}
+
+impl LockoutPolicy {
+    /// Failures per desk when the configuration does not say: twice the usual per-account
+    /// limit, so one person mistyping does not lock a shared phone.
+    pub const DEFAULT_DEVICE_FAILURES: u32 = 10;
+
+    /// The policy of a configuration's `[security]` table.
+    pub fn from_config(security: &SecurityConfig) -> LockoutPolicy {
+        LockoutPolicy {
+            failures: security.lockout_failures,
+            window: Duration::from_secs(security.lockout_window_s),
+            lock: Duration::from_secs(security.lockout_s),
+            device_failures: Self::DEFAULT_DEVICE_FAILURES,
+        }
+    }
+
+    fn validate(&self) -> Result<(), DirectoryError> {
+        if self.failures == 0
+            || self.device_failures == 0
+            || self.window.is_zero()
+            || self.lock.is_zero()
+        {
+            return Err(DirectoryError::Invalid {
+                field: "security",
+                reason: "lockout failures, window and lock duration must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy::from_config(&SecurityConfig::default())
+    }
+}
+
+/// What triggered a login or release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// `*88` / `*89` dialled on the desk phone.
+    FeatureCode,
+    /// The portal's *Activate Phone*: we called the desk.
+    Callback,
+    /// The HTTP API or the command line, without a call.
+    Api,
+}
+
+impl Via {
+    /// The wire name (`feature_code`, `callback`, `api`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::FeatureCode => "feature_code",
+            Via::Callback => "callback",
+            Via::Api => "api",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Via, DirectoryError> {
+        [Via::FeatureCode, Via::Callback, Via::Api]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| DirectoryError::Corrupt(format!("unknown via {s:?}")))
+    }
+}
+
+/// One login attempt: a desk, the account and PIN keyed, and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The desk phone's extension.
+    pub device: &'a str,
+    /// The account (extension) keyed.
+    pub account: &'a str,
+    /// The PIN keyed.
+    pub pin: &'a SecretString,
+    /// How the attempt was made.
+    pub via: Via,
+    /// The SIP Call-ID it was made in.
+    pub call_id: &'a str,
+}
+
+/// The result of [`Directory::login`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// Logged in.
+    Accepted {
+        /// The account now logged in.
+        user: String,
+        /// Who held this desk before and was replaced.
+        previous_user: Option<String>,
+        /// The other desk the user was logged in at, released by this login.
+        released_from: Option<String>,
+    },
+    /// Wrong account or wrong PIN (deliberately not told apart).
+    Incorrect,
+    /// The account or the desk is locked (perhaps by this very attempt) until then.
+    LockedOut {
+        /// When the lock ends.
+        until: OffsetDateTime,
+    },
+}
+
+/// Who is logged in at a desk (`GET /v1/devices` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Login {
+    /// The desk.
+    pub device: String,
+    /// The user logged in there.
+    pub user: String,
+    /// Since when (RFC 3339 UTC millis).
+    #[serde(with = "crate::report::rfc3339_millis")]
+    pub since: OffsetDateTime,
+    /// How they logged in.
+    pub via: Via,
+    /// The call they logged in with (not part of the API body).
+    #[serde(skip)]
+    pub call_id: Option<String>,
+}
+
+/// Why a directory operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The store cannot be opened.
+    #[error("store {url}: cannot open: {source}")]
+    Open {
+        /// `store.url`.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The schema migrations failed.
+    #[error("store {url}: migration failed: {source}")]
+    Migrate {
+        /// `store.url`.
+        url: String,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// Bad input: names the field and why (never echoes a PIN).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field (`extension`, `pin`, `language`, `device` …).
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// No user with that extension.
+    #[error("extension {0}: no such user")]
+    UnknownUser(String),
+    /// The user already exists.
+    #[error("extension {0}: user already exists")]
+    UserExists(String),
+    /// `after` is not the id of a report.
+    #[error("after: {0:?} is not the id of a report")]
+    UnknownEvent(String),
+    /// The pepper given in the environment is unusable.
+    #[error("PIN pepper: {0}")]
+    Pepper(String),
+    /// The pepper file is unusable.
+    #[error("PIN pepper {}: {reason}", path.display())]
+    PepperFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The database's PIN hashes were made with another pepper.
+    #[error(
+        "store {url}: its PIN hashes were made with another pepper, so every PIN would fail; \
+         restore the original {PEPPER_ENV} or pepper file"
+    )]
+    PepperMismatch {
+        /// `store.url`.
+        url: String,
+    },
+    /// Hashing or verifying failed (a corrupt stored hash, or the worker thread died).
+    #[error("PIN hash: {0}")]
+    Hash(String),
+    /// The database holds something this code never writes.
+    #[error("store: corrupt row: {0}")]
+    Corrupt(String),
+    /// The CSV could not be read at all (per-line problems are in the import report).
+    #[error("{path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DirectoryError {
+    /// True when the caller's input is at fault (exit status 2, HTTP 4xx); false for internal
+    /// trouble (exit status 1, HTTP 5xx).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            DirectoryError::Invalid { .. }
+                | DirectoryError::UnknownUser(_)
+                | DirectoryError::UserExists(_)
+                | DirectoryError::UnknownEvent(_)
+                | DirectoryError::Pepper(_)
+                | DirectoryError::PepperFile { .. }
+                | DirectoryError::PepperMismatch { .. }
+                | DirectoryError::Read { .. }
+        )
+    }
+}
+
+/// The directory: cheap to clone (one shared pool), safe to use from any task.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: SqlitePool,
+    pepper: Pepper,
+    policy: LockoutPolicy,
+    /// See [`dummy_hash`].
+    dummy_hash: String,
+    /// Woken after every commit that wrote a report, for the delivery task.
+    outbox: Notify,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A report about to be written.
+struct NewReport<'a> {
+    event: Event,
+    device: &'a str,
+    user: Option<&'a str>,
+    previous_user: Option<&'a str>,
+    via: Via,
+    call_id: Option<&'a str>,
+}
+
+/// An undelivered report at the head of its device's queue, for the delivery task.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // read by report::delivery (next milestone)
+pub(crate) struct Pending {
+    pub seq: i64,
+    pub report: Report,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+}
+
+type ReportRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+/// The columns of a [`ReportRow`], as a literal for `concat!` (sqlx wants `'static` SQL).
+macro_rules! report_columns {
+    () => {
+        "seq, id, event, device, user_ext, previous_user, via, call_id, at_ms, attempts, \
+         next_attempt_ms"
+    };
+}
+
+#[allow(dead_code)] // the outbox methods are used by report::delivery (next milestone)
+impl Directory {
+    /// Opens (creating if needed) the store at `url` (`sqlite://FILE` or `sqlite::memory:`),
+    /// runs the migrations, and checks that `pepper` is the one the stored hashes were made
+    /// with.
+    pub async fn open(
+        url: &str,
+        pepper: Pepper,
+        policy: LockoutPolicy,
+    ) -> Result<Directory, DirectoryError> {
+        policy.validate()?;
+        if !url.starts_with("sqlite:") {
+            return Err(DirectoryError::Invalid {
+                field: "store.url",
+                reason: format!(
+                    "{:?}: only sqlite:// stores are implemented so far",
+                    url.split("://").next().unwrap_or(url)
+                ),
+            });
+        }
+        let open_error = |source| DirectoryError::Open {
+            url: url.into(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // Connections are never recycled: an in-memory store lives only as long as one of
+        // them, and reopening a file buys nothing.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| DirectoryError::Migrate {
+                url: url.into(),
+                source,
+            })?;
+        check_pepper(&pool, url, &pepper).await?;
+        let dummy = {
+            let pepper = pepper.clone();
+            tokio::task::spawn_blocking(move || dummy_hash(&pepper))
+                .await
+                .map_err(|e| DirectoryError::Hash(format!("hashing thread: {e}")))??
+        };
+        Ok(Directory {
+            inner: Arc::new(Inner {
+                pool,
+                pepper,
+                policy,
+                dummy_hash: dummy,
+                outbox: Notify::new(),
+            }),
+        })
+    }
+
+    /// Opens the store of a configuration: `store.url`, the pepper from `HOTDESK_PIN_PEPPER`
+    /// (looked up with `env`) or the pepper file, and the `[security]` lockout policy.
+    pub async fn from_config(
+        config: &Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Directory, DirectoryError> {
+        let pepper = Pepper::resolve(&config.store.url, env(PEPPER_ENV).as_deref())?;
+        Directory::open(
+            &config.store.url,
+            pepper,
+            LockoutPolicy::from_config(&config.security),
+        )
+        .await
+    }
+
+    /// The lockout policy in force.
+    pub fn policy(&self) -> LockoutPolicy {
+        self.inner.policy
+    }
+
+    /// Closes the pool (waits for connections to be returned). Optional: dropping the last
+    /// clone closes it too, but not before the process may exit.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    /// [`Directory::login_at`] now.
+    pub async fn login(&self, attempt: Attempt<'_>) -> Result<LoginOutcome, DirectoryError> {
+        self.login_at(attempt, now()).await
+    }
+
+    /// A login attempt at time `now` (injected so lockout windows can be tested without
+    /// sleeping). See the module documentation for the semantics.
+    pub async fn login_at(
+        &self,
+        a: Attempt<'_>,
+        now: OffsetDateTime,
+    ) -> Result<LoginOutcome, DirectoryError> {
+        check_token("device", a.device)?;
+        check_token("account", a.account)?;
+        check_call_id(a.call_id)?;
+        let now_ms = to_ms(now);
+        let policy = self.inner.policy;
+        let call_id = Some(a.call_id).filter(|c| !c.is_empty());
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+
+        if let Some(until) = active_lock(&mut tx, a.account, a.device, now_ms).await? {
+            tx.rollback().await?;
+            return Ok(LoginOutcome::LockedOut {
+                until: from_ms(until),
+            });
+        }
+
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar("SELECT pin_hash FROM users WHERE extension = $1")
+                .bind(a.account)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (known, hash) = match stored.flatten() {
+            Some(hash) => (true, hash),
+            None => (false, self.inner.dummy_hash.clone()),
+        };
+        let matches = self.verify(a.pin, hash).await.map_err(|e| match e {
+            DirectoryError::Hash(reason) => {
+                DirectoryError::Hash(format!("stored hash of extension {}: {reason}", a.account))
+            }
+            other => other,
+        })?;
+
+        if !(known && matches) {
+            let window_start = now_ms.saturating_sub(duration_ms(policy.window));
+            sqlx::query("DELETE FROM failures WHERE at_ms <= $1")
+                .bind(window_start)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO failures (account, device, at_ms) VALUES ($1, $2, $3)")
+                .bind(a.account)
+                .bind(a.device)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            insert_report(
+                &mut tx,
+                NewReport {
+                    event: Event::LoginFailed,
+                    device: a.device,
+                    user: Some(a.account),
+                    previous_user: None,
+                    via: a.via,
+                    call_id,
+                },
+                now_ms,
+            )
+            .await?;
+            let until_ms = now_ms.saturating_add(duration_ms(policy.lock));
+            let mut locked = false;
+            let subjects = [
+                ("account", a.account, policy.failures, Some(a.account)),
+                ("device", a.device, policy.device_failures, None),
+            ];
+            for (kind, subject, limit, user) in subjects {
+                let count = recent_failures(&mut tx, kind, subject, window_start).await?;
+                if count < i64::from(limit) {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO lockouts (kind, subject, until_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (kind, subject) DO UPDATE SET until_ms = excluded.until_ms",
+                )
+                .bind(kind)
+                .bind(subject)
+                .bind(until_ms)
+                .execute(&mut *tx)
+                .await?;
+                insert_report(
+                    &mut tx,
+                    NewReport {
+                        event: Event::LockedOut,
+                        device: a.device,
+                        user,
+                        previous_user: None,
+                        via: a.via,
+                        call_id,
+                    },
+                    now_ms,
+                )
+                .await?;
+                tracing::warn!(kind, subject, "locked after {count} failed logins");
+                locked = true;
+            }
+            tx.commit().await?;
+            self.inner.outbox.notify_one();
+            return Ok(if locked {
+                LoginOutcome::LockedOut {
+                    until: from_ms(until_ms),
+                }
+            } else {
+                LoginOutcome::Incorrect
+            });
+        }
+
+        sqlx::query("DELETE FROM failures WHERE account = $1")
+            .bind(a.account)
+            .execute(&mut *tx)
+            .await?;
+        let elsewhere: Option<String> = sqlx::query_scalar(
+            "DELETE FROM logins WHERE user_ext = $1 AND device <> $2 RETURNING device",
+        )
+        .bind(a.account)
+        .bind(a.device)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(other) = &elsewhere {
+            insert_report(
+                &mut tx,
+                NewReport {
+                    event: Event::Release,
+                    device: other,
+                    user: Some(a.account),
+                    previous_user: None,
+                    via: a.via,
+                    call_id,
+                },
+                now_ms,
+            )
+            .await?;
+        }
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT user_ext FROM logins WHERE device = $1")
+                .bind(a.device)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let previous_user = holder.filter(|h| h != a.account);
+        sqlx::query(
+            "INSERT INTO logins (device, user_ext, since_ms, via, call_id) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (device) DO UPDATE SET user_ext = excluded.user_ext, \
+             since_ms = excluded.since_ms, via = excluded.via, call_id = excluded.call_id",
+        )
+        .bind(a.device)
+        .bind(a.account)
+        .bind(now_ms)
+        .bind(a.via.as_str())
+        .bind(call_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_report(
+            &mut tx,
+            NewReport {
+                event: Event::Login,
+                device: a.device,
+                user: Some(a.account),
+                previous_user: previous_user.as_deref(),
+                via: a.via,
+                call_id,
+            },
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        self.inner.outbox.notify_one();
+        Ok(LoginOutcome::Accepted {
+            user: a.account.to_owned(),
+            previous_user,
+            released_from: elsewhere,
+        })
+    }
+
+    /// [`Directory::release_at`] now.
+    pub async fn release(
+        &self,
+        device: &str,
+        via: Via,
+        call_id: Option<&str>,
+    ) -> Result<Option<String>, DirectoryError> {
+        self.release_at(device, via, call_id, now()).await
+    }
+
+    /// Releases a desk: the user logged in there, or `None` when nobody was (and then no
+    /// report is written).
+    pub async fn release_at(
+        &self,
+        device: &str,
+        via: Via,
+        call_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, DirectoryError> {
+        check_token("device", device)?;
+        let call_id = call_id.filter(|c| !c.is_empty());
+        if let Some(c) = call_id {
+            check_call_id(c)?;
+        }
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let user: Option<String> =
+            sqlx::query_scalar("DELETE FROM logins WHERE device = $1 RETURNING user_ext")
+                .bind(device)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(user) = &user {
+            insert_report(
+                &mut tx,
+                NewReport {
+                    event: Event::Release,
+                    device,
+                    user: Some(user),
+                    previous_user: None,
+                    via,
+                    call_id,
+                },
+                to_ms(now),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if user.is_some() {
+            self.inner.outbox.notify_one();
+        }
+        Ok(user)
+    }
+
+    /// Every current login, by desk.
+    pub async fn logins(&self) -> Result<Vec<Login>, DirectoryError> {
+        let rows: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT device, user_ext, since_ms, via, call_id FROM logins \
+             ORDER BY LENGTH(device), device",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(device, user, since, via, call_id)| {
+                Ok(Login {
+                    device,
+                    user,
+                    since: from_ms(since),
+                    via: Via::parse(&via)?,
+                    call_id,
+                })
+            })
+            .collect()
+    }
+
+    /// The login at one desk, if any.
+    pub async fn login_at_device(&self, device: &str) -> Result<Option<Login>, DirectoryError> {
+        Ok(self
+            .logins()
+            .await?
+            .into_iter()
+            .find(|l| l.device == device))
+    }
+
+    /// Clears the lockout and the failure count of an account, or of a desk with that
+    /// extension (both, if both exist). True when a lock was in force.
+    pub async fn unlock(&self, subject: &str) -> Result<bool, DirectoryError> {
+        check_token("extension", subject)?;
+        let now_ms = to_ms(now());
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let cleared: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM lockouts WHERE subject = $1 RETURNING until_ms")
+                .bind(subject)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM failures WHERE account = $1 OR device = $1")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(cleared.into_iter().any(|until| until > now_ms))
+    }
+
+    /// [`Directory::locked_until_at`] now.
+    pub async fn locked_until(
+        &self,
+        subject: &str,
+    ) -> Result<Option<OffsetDateTime>, DirectoryError> {
+        self.locked_until_at(subject, now()).await
+    }
+
+    /// When the lock on an account or desk named `subject` ends, if one is in force at `now`.
+    pub async fn locked_until_at(
+        &self,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, DirectoryError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        Ok(active_lock(&mut conn, subject, subject, to_ms(now))
+            .await?
+            .map(from_ms))
+    }
+
+    /// True when an account or desk named `subject` is locked now.
+    pub async fn is_locked(&self, subject: &str) -> Result<bool, DirectoryError> {
+        Ok(self.locked_until(subject).await?.is_some())
+    }
+
+    /// The report log after the report `after` (from the start when `None`), oldest first, at
+    /// most `limit` (`GET /v1/events?after=ID`). Delivered or not.
+    pub async fn events_after(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Report>, DirectoryError> {
+        let after_seq = match after {
+            None => 0,
+            Some(id) => sqlx::query_scalar("SELECT seq FROM reports WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.inner.pool)
+                .await?
+                .ok_or_else(|| DirectoryError::UnknownEvent(id.into()))?,
+        };
+        let rows: Vec<ReportRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            report_columns!(),
+            " FROM reports WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| report_from_row(row).map(|p| p.report))
+            .collect()
+    }
+
+    /// Reports not yet acknowledged by the webhook receiver (a gauge for `/metrics`).
+    pub async fn queue_depth(&self) -> Result<u64, DirectoryError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE delivered_ms IS NULL")
+            .fetch_one(&self.inner.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The oldest undelivered report of every device, oldest first.
+    pub(crate) async fn outbox_heads(&self) -> Result<Vec<Pending>, DirectoryError> {
+        let rows: Vec<ReportRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            report_columns!(),
+            " FROM reports r WHERE delivered_ms IS NULL AND seq = (SELECT MIN(seq) FROM reports p \
+             WHERE p.delivered_ms IS NULL AND p.device = r.device) ORDER BY seq"
+        ))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter().map(report_from_row).collect()
+    }
+
+    /// Marks a report delivered (acknowledged with a 2xx).
+    pub(crate) async fn mark_delivered(&self, seq: i64, at_ms: i64) -> Result<(), DirectoryError> {
+        sqlx::query("UPDATE reports SET delivered_ms = $2, last_error = NULL WHERE seq = $1")
+            .bind(seq)
+            .bind(at_ms)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed delivery attempt and when to try again.
+    pub(crate) async fn mark_failed(
+        &self,
+        seq: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "UPDATE reports SET attempts = $2, next_attempt_ms = $3, last_error = $4 \
+             WHERE seq = $1",
+        )
+        .bind(seq)
+        .bind(i64::from(attempts))
+        .bind(next_attempt_ms)
+        .bind(error)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Woken whenever a report is committed.
+    pub(crate) fn outbox_notify(&self) -> &Notify {
+        &self.inner.outbox
+    }
+
+    /// Verifies on the blocking pool (Argon2 is tens of milliseconds of CPU).
+    async fn verify(&self, pin: &SecretString, hash: String) -> Result<bool, DirectoryError> {
+        let pepper = self.inner.pepper.clone();
+        let pin = pin.clone();
+        tokio::task::spawn_blocking(move || verify_pin(&pepper, &pin, &hash))
+            .await
+            .map_err(|e| DirectoryError::Hash(format!("hashing thread: {e}")))?
+    }
+
+    /// Hashes on the blocking pool.
+    async fn hash(&self, pin: &SecretString) -> Result<String, DirectoryError> {
+        validate_pin(pin)?;
+        let pepper = self.inner.pepper.clone();
+        let pin = pin.clone();
+        tokio::task::spawn_blocking(move || hash_pin(&pepper, &pin))
+            .await
+            .map_err(|e| DirectoryError::Hash(format!("hashing thread: {e}")))?
+    }
+}
+
+/// Stores the pepper's fingerprint on first use; refuses another pepper while hashes exist.
+async fn check_pepper(pool: &SqlitePool, url: &str, pepper: &Pepper) -> Result<(), DirectoryError> {
+    let fingerprint = pepper.fingerprint();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'pepper_fingerprint'")
+            .fetch_optional(pool)
+            .await?;
+    if stored.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(());
+    }
+    if stored.is_some() {
+        let hashes: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE pin_hash IS NOT NULL")
+                .fetch_one(pool)
+                .await?;
+        if hashes > 0 {
+            return Err(DirectoryError::PepperMismatch { url: url.into() });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('pepper_fingerprint', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(fingerprint)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The end of the latest lock in force at `now_ms` on the account or the device.
+async fn active_lock(
+    conn: &mut SqliteConnection,
+    account: &str,
+    device: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, DirectoryError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(until_ms) FROM lockouts WHERE until_ms > $1 AND \
+         ((kind = 'account' AND subject = $2) OR (kind = 'device' AND subject = $3))",
+    )
+    .bind(now_ms)
+    .bind(account)
+    .bind(device)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Failures of an account or device inside the window and after its last lock ended.
+async fn recent_failures(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    subject: &str,
+    window_start: i64,
+) -> Result<i64, DirectoryError> {
+    let last_lock: Option<i64> =
+        sqlx::query_scalar("SELECT until_ms FROM lockouts WHERE kind = $1 AND subject = $2")
+            .bind(kind)
+            .bind(subject)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let since = window_start.max(last_lock.unwrap_or(i64::MIN));
+    let sql = if kind == "account" {
+        "SELECT COUNT(*) FROM failures WHERE account = $1 AND at_ms > $2"
+    } else {
+        "SELECT COUNT(*) FROM failures WHERE device = $1 AND at_ms > $2"
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(subject)
+        .bind(since)
+        .fetch_one(conn)
+        .await?)
+}
+
+async fn insert_report(
+    conn: &mut SqliteConnection,
+    r: NewReport<'_>,
+    at_ms: i64,
+) -> Result<Report, DirectoryError> {
+    let at = from_ms(at_ms);
+    let id = ulid::Ulid::from_datetime(at.into()).to_string();
+    sqlx::query(
+        "INSERT INTO reports (id, event, device, user_ext, previous_user, via, call_id, at_ms, \
+         next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(r.event.as_str())
+    .bind(r.device)
+    .bind(r.user)
+    .bind(r.previous_user)
+    .bind(r.via.as_str())
+    .bind(r.call_id)
+    .bind(at_ms)
+    .execute(conn)
+    .await?;
+    Ok(Report {
+        id,
+        event: r.event,
+        device: r.device.into(),
+        user: r.user.map(Into::into),
+        previous_user: r.previous_user.map(Into::into),
+        via: r.via,
+        call_id: r.call_id.map(Into::into),
+        at,
+    })
+}
+
+fn report_from_row(row: ReportRow) -> Result<Pending, DirectoryError> {
+    let (seq, id, event, device, user, previous_user, via, call_id, at_ms, attempts, next) = row;
+    Ok(Pending {
+        seq,
+        report: Report {
+            event: Event::parse(&event)
+                .ok_or_else(|| DirectoryError::Corrupt(format!("report {id}: event {event:?}")))?,
+            id,
+            device,
+            user,
+            previous_user,
+            via: Via::parse(&via)?,
+            call_id,
+            at: from_ms(at_ms),
+        },
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_ms: next,
+    })
+}
+
+/// An identifier from outside (device, account): 1-64 visible ASCII characters.
+fn check_token(field: &'static str, value: &str) -> Result<(), DirectoryError> {
+    let reason = if value.is_empty() {
+        "is empty"
+    } else if value.len() > 64 {
+        "is longer than 64 characters"
+    } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        "must be visible ASCII characters without spaces"
+    } else {
+        return Ok(());
+    };
+    Err(DirectoryError::Invalid {
+        field,
+        reason: reason.into(),
+    })
+}
+
+/// A SIP Call-ID: may be empty (no call), else at most 256 visible ASCII characters.
+fn check_call_id(value: &str) -> Result<(), DirectoryError> {
+    if value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DirectoryError::Invalid {
+            field: "call_id",
+            reason: "must be at most 256 visible ASCII characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The current time, truncated to the millisecond the store keeps.
+pub fn now() -> OffsetDateTime {
+    from_ms(to_ms(OffsetDateTime::now_utc()))
+}
+
+pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
