@@ -3,6 +3,7 @@
 //! The crate is a sans-IO core (`dsp`, and the protocol and flow machines that build on it)
 //! with a thin command-line shell in `main.rs`. See the README for the commands.
 
+pub mod api;
 pub mod audio;
 pub mod call;
 pub mod config;

@@ -396,6 +396,38 @@ fn sender_updates_every_50_ms_with_growing_duration() {
     assert_eq!(seen, expect);
 }
 
+/// Found by the property below: the same key pressed twice, with every packet of the second
+/// press lost but its last (no marker), must not pass for the continuation of the first.
+#[test]
+fn a_repeated_key_whose_start_was_lost_is_a_second_press() {
+    let t0 = Instant::now();
+    let mut tx = TelephoneEventSender::new(SenderConfig::default(), t0).unwrap();
+    tx.send_digits(t0, "##").unwrap();
+    let mut packets = Vec::new();
+    while let Some(at) = tx.poll_timeout() {
+        tx.handle_timeout(at);
+        while let Some(p) = tx.poll_transmit() {
+            packets.push((at, p));
+        }
+    }
+    let second = packets.last().unwrap().1.header.timestamp;
+    let mut rx = TelephoneEventReceiver::new(8000).unwrap();
+    // The whole first press, then only the final end packet of the second.
+    for (at, p) in packets.iter().filter(|(_, p)| p.header.timestamp != second) {
+        rx.handle_packet(*at, p).unwrap();
+    }
+    let (at, last) = packets.last().unwrap();
+    rx.handle_packet(*at, last).unwrap();
+    rx.finish();
+    let keys: String = std::iter::from_fn(|| rx.poll_output())
+        .filter_map(|o| match o {
+            ReceiverOutput::KeyUp(d) => Some(d.digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys, "##");
+}
+
 proptest! {
     /// Any loss pattern that keeps at least one packet of each press, and any duplication,
     /// gives each press exactly once.

@@ -35,6 +35,13 @@ pub const PAYLOAD_LEN: usize = 4;
 /// Largest duration one segment can carry (§2.5.1.3).
 pub const MAX_SEGMENT: u16 = 0xFFFF;
 
+/// Shortest previous segment that a new timestamp can continue (§2.5.1.3). A sender only
+/// starts a new segment when the duration field is about to overflow, so the gap to the next
+/// segment is close to [`MAX_SEGMENT`]; half of it leaves room for senders that split early.
+/// Without this floor, a second press of the same key whose first packets were lost (no
+/// marker seen) would pass for the continuation of the first.
+const MIN_CONTINUED_SEGMENT: u64 = 0x8000;
+
 /// Why a payload is not a telephone-event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -317,7 +324,7 @@ impl TelephoneEventReceiver {
             let continues = ev.event == cur.event
                 && !marker
                 && gap <= u64::from(MAX_SEGMENT)
-                && gap >= u64::from(cur.segment_units.max(1));
+                && gap >= u64::from(cur.segment_units).max(MIN_CONTINUED_SEGMENT);
             if continues {
                 // §2.5.1.3: the next segment of a long press; the gap is the previous segment.
                 cur.earlier_units += gap;

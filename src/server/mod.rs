@@ -26,6 +26,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+pub use crate::directory::Via;
 use call_task::TaskLinks;
 pub use call_task::{CallControl, CallUpdate};
 pub use ports::RtpPorts;
@@ -172,17 +173,6 @@ enum ToCall {
 
 /// A future the directory returns (boxed so the trait can be used as `dyn`).
 pub type DirectoryFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// How a login or release came about (the `via` of contract §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// `*88` / `*89` dialled from the desk.
-    FeatureCode,
-    /// The portal's *Activate Phone* callback.
-    Callback,
-    /// The HTTP API.
-    Api,
-}
 
 /// A login the flow asks the directory to verify.
 #[derive(Debug)]
