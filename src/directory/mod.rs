@@ -328,7 +328,6 @@ struct NewReport<'a> {
 
 /// An undelivered report at the head of its device's queue, for the delivery task.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by report::delivery (next milestone)
 pub(crate) struct Pending {
     pub seq: i64,
     pub report: Report,
@@ -358,7 +357,6 @@ macro_rules! report_columns {
     };
 }
 
-#[allow(dead_code)] // the outbox methods are used by report::delivery (next milestone)
 impl Directory {
     /// Opens (creating if needed) the store at `url` (`sqlite://FILE` or `sqlite::memory:`),
     /// runs the migrations, and checks that `pepper` is the one the stored hashes were made

@@ -8,14 +8,14 @@
 //! `id` (a ULID) lets the receiver drop a duplicate. A report never carries a PIN: there is no
 //! field for one.
 
-// pub mod delivery;
+pub mod delivery;
 
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use crate::directory::Via;
-// pub use delivery::{Delivery, DeliveryError, spawn};
+pub use delivery::{Delivery, DeliveryError, install_crypto_provider, spawn};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
