@@ -147,8 +147,15 @@ fn serve(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        hotdesk::server::serve(config, Default::default(), shutdown_signal()).await?;
-        Ok(ExitCode::SUCCESS)
+        let env = |name: &str| std::env::var(name).ok();
+        match hotdesk::service::run(config, env, shutdown_signal()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(hotdesk::service::ServiceError::Directory(e)) if e.is_bad_input() => {
+                eprintln!("hotdesk: {e}");
+                Ok(ExitCode::from(2))
+            }
+            Err(e) => Err(e.into()),
+        }
     })
 }
 

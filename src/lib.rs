@@ -19,4 +19,5 @@ pub mod replay;
 pub mod report;
 pub mod rtp;
 pub mod server;
+pub mod service;
 pub mod sip;

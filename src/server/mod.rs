@@ -54,12 +54,12 @@ const EVENT_PAYLOAD_TYPE: u8 = 101;
 #[non_exhaustive]
 pub enum ServerError {
     /// The SIP socket could not be bound.
-    #[error("cannot listen for SIP on {addr}: {source}")]
+    #[error("cannot listen for SIP on {addr}: {reason}")]
     Bind {
         /// `sip.listen`.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not a `source`: the message already says it).
+        reason: std::io::Error,
     },
     /// The prompts could not be loaded.
     #[error(transparent)]
@@ -300,9 +300,9 @@ pub async fn bind(
     let listen = config.config.sip.listen;
     let socket = UdpSocket::bind(listen)
         .await
-        .map_err(|source| ServerError::Bind {
+        .map_err(|reason| ServerError::Bind {
             addr: listen,
-            source,
+            reason,
         })?;
     let bound = socket.local_addr().map_err(ServerError::Socket)?;
     let shared = Arc::new(Shared {

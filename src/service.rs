@@ -1,0 +1,185 @@
+//! `hotdesk serve` put together: the directory (store), webhook delivery of its reports, the
+//! media server and the HTTP API, in one process with one shutdown.
+//!
+//! Order matters at both ends. Start: the store first (a server that cannot verify PINs must
+//! not answer `*88`), then delivery, then the API and the SIP socket; "ready" is logged once
+//! all of them listen. Stop (SIGTERM): the media server drains first (new calls 503, running
+//! calls finish within `sip.drain_timeout_s`), then the API and delivery stop; reports not yet
+//! delivered stay in the outbox for the next start.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::sync::watch;
+
+use crate::api::{self, Activations, ApiState};
+use crate::config::Validated;
+use crate::directory::{Attempt, Directory, DirectoryError, LoginOutcome};
+use crate::ivr::hotdesk::Verdict;
+use crate::metrics::Metrics;
+use crate::report::delivery::{self, DeliveryError};
+use crate::server::{
+    self, DirectoryFuture, HotdeskDirectory, LoginAttempt, ServerError, Services, Via,
+};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// Webhook delivery could not be set up.
+    #[error("report.webhook_url: {0}")]
+    Delivery(#[from] DeliveryError),
+    /// The media server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The API could not listen.
+    #[error("cannot listen for the API on {addr}: {reason}")]
+    Api {
+        /// `api.listen`.
+        addr: SocketAddr,
+        /// Why (not a `source`: the message already says it).
+        reason: std::io::Error,
+    },
+}
+
+/// The directory as the hot-desk flows see it, counting outcomes for `/metrics`.
+struct FlowDirectory {
+    directory: Directory,
+    metrics: Arc<Metrics>,
+}
+
+impl HotdeskDirectory for FlowDirectory {
+    fn login(&self, a: LoginAttempt) -> DirectoryFuture<'_, Verdict> {
+        Box::pin(async move {
+            let attempt = Attempt {
+                device: &a.device,
+                account: &a.account,
+                pin: &a.pin,
+                via: a.via,
+                call_id: &a.call_id,
+            };
+            match self.directory.login(attempt).await {
+                Ok(LoginOutcome::Accepted { user, .. }) => {
+                    self.metrics.logins.inc();
+                    Verdict::Accepted { user }
+                }
+                Ok(LoginOutcome::LockedOut { .. }) => {
+                    self.metrics.lockouts.inc();
+                    Verdict::LockedOut
+                }
+                Ok(_) => {
+                    self.metrics.login_failures.inc();
+                    Verdict::Incorrect
+                }
+                Err(e) => {
+                    tracing::error!(device = a.device, "login not verified: {e}");
+                    Verdict::Unavailable
+                }
+            }
+        })
+    }
+
+    fn release(
+        &self,
+        device: String,
+        via: Via,
+        call_id: String,
+    ) -> DirectoryFuture<'_, Result<Option<String>, ()>> {
+        Box::pin(async move {
+            match self.directory.release(&device, via, Some(&call_id)).await {
+                Ok(user) => {
+                    if user.is_some() {
+                        self.metrics.releases.inc();
+                    }
+                    Ok(user)
+                }
+                Err(e) => {
+                    tracing::error!(device, "release failed: {e}");
+                    Err(())
+                }
+            }
+        })
+    }
+}
+
+/// Runs everything until `shutdown` resolves and the media server has drained.
+pub async fn run(
+    config: Validated,
+    env: impl Fn(&str) -> Option<String>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    let directory = Directory::from_config(&config.config, &env).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = watch::channel(false);
+    let wait_stop = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+
+    let delivery = match &config.config.report.webhook_url {
+        Some(url) => {
+            // Validation already refused a webhook without its secret.
+            let secret = env(&config.config.report.secret_env).unwrap_or_default();
+            Some(delivery::spawn(
+                directory.clone(),
+                url,
+                SecretString::from(secret),
+                wait_stop(),
+            )?)
+        }
+        None => {
+            tracing::warn!("no report.webhook_url: reports are kept for GET /v1/events only");
+            None
+        }
+    };
+
+    let flows = Arc::new(FlowDirectory {
+        directory: directory.clone(),
+        metrics: metrics.clone(),
+    });
+    let services = Services {
+        directory: Some(flows),
+        metrics: metrics.clone(),
+    };
+    let (media, handle) = server::bind(config.clone(), services).await?;
+
+    let addr = config.config.api.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|reason| ServiceError::Api { addr, reason })?;
+    let token = env(&config.config.api.token_env)
+        .filter(|t| !t.is_empty())
+        .map(|t| Arc::new(SecretString::from(t)));
+    let state = ApiState {
+        directory: directory.clone(),
+        server: handle,
+        activations: Activations::default(),
+        metrics,
+        token,
+        config: Arc::new(config),
+    };
+    let api_task = tokio::spawn(
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(wait_stop())
+            .into_future(),
+    );
+    tracing::info!(api = %addr, "API listening");
+
+    let result = media.run(shutdown).await;
+    let _ = stop.send(true);
+    if let Err(e) = api_task.await {
+        tracing::warn!("API task: {e}");
+    }
+    if let Some(task) = delivery {
+        let _ = task.await;
+    }
+    directory.close().await;
+    result.map_err(ServiceError::from)
+}
