@@ -66,6 +66,86 @@ enum Command {
         #[arg(long, default_value = "fixtures/talkoff/proxy/espeak_en-us_m_p50.flac")]
         speech: PathBuf,
     },
+    /// The embedded directory: users, their names, prompt languages and PINs.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+        /// Configuration file (TOML, contract §2); default: the embedded defaults
+        /// (`sqlite://hotdesk.db` in the working directory).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Desk phones: who is logged in where; release a desk; clear a lockout.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+        /// Configuration file (TOML, contract §2); default: the embedded defaults.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a user (without a PIN: set one with set-pin).
+    Add {
+        /// Extension, which is also the account number keyed at a desk.
+        extension: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Prompt language (en, fr, pt-BR …); default: the server's.
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Set a user's PIN (4-10 digits), read from standard input or a terminal prompt; never
+    /// from the command line, where other users could see it.
+    SetPin {
+        /// Extension.
+        extension: String,
+    },
+    /// Remove a user (releasing their desk, if any).
+    Remove {
+        /// Extension.
+        extension: String,
+    },
+    /// List the users.
+    List {
+        /// One JSON object per user per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import users from CSV lines `extension,name,pin[,language]`.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Every desk in features.device_range, with who is logged in.
+    List {
+        /// One JSON object per desk per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Only the desks someone is logged in at.
+    Logins {
+        /// One JSON object per login per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log the user out of a desk (the phone goes back to its owner).
+    Release {
+        /// The desk's extension.
+        device: String,
+    },
+    /// Clear the lockout of an account (or of a desk) after too many wrong PINs.
+    Unlock {
+        /// The account's (or desk's) extension.
+        extension: String,
+    },
 }
 
 /// How log lines look.
@@ -131,6 +211,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             channel,
             speech,
         } => conformance_command(json, seed, channel, &speech),
+        Command::Users { command, config } => users_command(command, config.as_deref()),
+        Command::Devices { command, config } => devices_command(command, config.as_deref()),
     }
 }
 
@@ -312,5 +394,256 @@ fn conformance_command(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Runs `work` on the directory of the configuration (`--config`, else the embedded
+/// defaults). Errors are one line on stderr prefixed with `what`; exit status 2 when the input
+/// (configuration, arguments, file) is at fault, 1 otherwise.
+fn with_directory(
+    what: &str,
+    config: Option<&std::path::Path>,
+    work: impl AsyncFnOnce(
+        &hotdesk::directory::Directory,
+        &hotdesk::config::Validated,
+    ) -> Result<ExitCode, hotdesk::directory::DirectoryError>,
+) -> anyhow::Result<ExitCode> {
+    let config = match config {
+        Some(path) => match Config::load(path, |name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{what}: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Config::defaults(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let outcome = match hotdesk::directory::Directory::from_config(&config.config, |name| {
+            std::env::var(name).ok()
+        })
+        .await
+        {
+            Ok(directory) => {
+                let outcome = work(&directory, &config).await;
+                directory.close().await;
+                outcome
+            }
+            Err(e) => Err(e),
+        };
+        Ok(outcome.unwrap_or_else(|e| {
+            eprintln!("{what}: {e}");
+            ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+        }))
+    })
+}
+
+fn users_command(
+    command: UsersCommand,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    // The PIN is read before the store is opened, so that a prompt is not held up by it.
+    let pin = match &command {
+        UsersCommand::SetPin { extension } => match read_pin(extension) {
+            Ok(pin) => Some(pin),
+            Err(message) => {
+                eprintln!("hotdesk users set-pin: {message}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
+    with_directory("hotdesk users", config, async move |directory, _| {
+        match command {
+            UsersCommand::Add {
+                extension,
+                name,
+                language,
+            } => {
+                directory
+                    .add_user(&extension, name.as_deref(), language.as_deref())
+                    .await?;
+                println!("added {extension}");
+            }
+            UsersCommand::SetPin { extension } => {
+                let pin = pin.unwrap_or_else(|| secrecy::SecretString::from(""));
+                directory.set_pin(&extension, &pin).await?;
+                println!("PIN set for {extension}");
+            }
+            UsersCommand::Remove { extension } => {
+                if !directory.remove_user(&extension).await? {
+                    return Err(hotdesk::directory::DirectoryError::UnknownUser(extension));
+                }
+                println!("removed {extension}");
+            }
+            UsersCommand::List { json } => {
+                let users = directory.list_users().await?;
+                let mut out = std::io::stdout().lock();
+                if !json && !users.is_empty() {
+                    let _ = writeln!(out, "EXTENSION\tPIN\tLANGUAGE\tNAME");
+                }
+                for user in users {
+                    let line = if json {
+                        serde_json::to_string(&user).unwrap_or_default()
+                    } else {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            user.extension,
+                            if user.has_pin { "set" } else { "none" },
+                            user.language.as_deref().unwrap_or("-"),
+                            user.name
+                        )
+                    };
+                    if writeln!(out, "{line}").is_err() {
+                        break;
+                    }
+                }
+            }
+            UsersCommand::Import { file } => {
+                let reader = std::fs::File::open(&file).map_err(|e| {
+                    hotdesk::directory::DirectoryError::Read {
+                        path: file.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let report = directory.import_csv(reader).await?;
+                for error in &report.errors {
+                    eprintln!("{}:{}: {}", file.display(), error.line, error.message);
+                }
+                println!(
+                    "{}: {} added, {} updated, {} lines refused",
+                    file.display(),
+                    report.added,
+                    report.updated,
+                    report.errors.len()
+                );
+                if !report.errors.is_empty() {
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The PIN for `set-pin`: from a terminal, prompted twice without echo; otherwise the first
+/// line of standard input. The message of an error never contains the PIN.
+fn read_pin(extension: &str) -> Result<secrecy::SecretString, String> {
+    use secrecy::ExposeSecret;
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("New PIN for {extension}: "))
+            .map_err(|e| format!("cannot read the PIN: {e}"))?;
+        let first = secrecy::SecretString::from(first);
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the PIN: {e}"))?;
+        let again = secrecy::SecretString::from(again);
+        if first.expose_secret() != again.expose_secret() {
+            return Err("the two PINs differ".into());
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
+        let pin = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']));
+        // Zero the copy the buffer still holds.
+        secrecy::zeroize::Zeroize::zeroize(&mut line);
+        if pin.expose_secret().is_empty() {
+            return Err("no PIN on standard input (one line of 4-10 digits)".into());
+        }
+        Ok(pin)
+    }
+}
+
+fn devices_command(
+    command: DevicesCommand,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    with_directory("hotdesk devices", config, async move |directory, config| {
+        let mut out = std::io::stdout().lock();
+        match command {
+            DevicesCommand::List { json } => {
+                let logins = directory.logins().await?;
+                // Every desk of the range, plus any login outside it (the range may have
+                // changed since).
+                let mut devices: Vec<String> =
+                    config.devices.clone().map(|d| d.to_string()).collect();
+                for login in &logins {
+                    if !devices.contains(&login.device) {
+                        devices.push(login.device.clone());
+                    }
+                }
+                for device in devices {
+                    let login = logins.iter().find(|l| l.device == device);
+                    let line = if json {
+                        match login {
+                            Some(l) => serde_json::to_string(l).unwrap_or_default(),
+                            None => json!({"device": device, "user": null}).to_string(),
+                        }
+                    } else {
+                        match login {
+                            Some(l) => format!(
+                                "{}\t{}\t{}\t{}",
+                                l.device,
+                                l.user,
+                                hotdesk::report::format_time(l.since),
+                                l.via.as_str()
+                            ),
+                            None => format!("{device}\t-"),
+                        }
+                    };
+                    if writeln!(out, "{line}").is_err() {
+                        break;
+                    }
+                }
+            }
+            DevicesCommand::Logins { json } => {
+                for l in directory.logins().await? {
+                    let line = if json {
+                        serde_json::to_string(&l).unwrap_or_default()
+                    } else {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            l.device,
+                            l.user,
+                            hotdesk::report::format_time(l.since),
+                            l.via.as_str()
+                        )
+                    };
+                    if writeln!(out, "{line}").is_err() {
+                        break;
+                    }
+                }
+            }
+            DevicesCommand::Release { device } => {
+                // Idempotent: a desk nobody is logged in at is already what was asked for.
+                match directory
+                    .release(&device, hotdesk::directory::Via::Api, None)
+                    .await?
+                {
+                    Some(user) => {
+                        let _ = writeln!(out, "released {device} ({user} was logged in)");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{device}: nobody was logged in");
+                    }
+                }
+            }
+            DevicesCommand::Unlock { extension } => {
+                let line = if directory.unlock(&extension).await? {
+                    format!("unlocked {extension}")
+                } else {
+                    format!("{extension} was not locked")
+                };
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }

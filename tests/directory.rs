@@ -731,3 +731,36 @@ async fn no_pin_in_reports_errors_or_debug() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_cannot_exceed_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let d = d.clone();
+        guesses.spawn(async move {
+            let device = format!("54{i:02}");
+            login(&d, &device, "1001", &format!("{:04}", 9000 + i), T0).await
+        });
+    }
+    let mut locked = 0;
+    while let Some(outcome) = guesses.join_next().await {
+        match outcome.unwrap() {
+            LoginOutcome::Incorrect => {}
+            LoginOutcome::LockedOut { .. } => locked += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // Exactly `failures` attempts were verified; the third tripped the lock.
+    let reports = events(&d).await;
+    let failed = reports
+        .iter()
+        .filter(|r| r.event == Event::LoginFailed)
+        .count();
+    let lockouts = reports
+        .iter()
+        .filter(|r| r.event == Event::LockedOut)
+        .count();
+    assert_eq!((failed, lockouts, locked), (3, 1, 10));
+}
