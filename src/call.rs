@@ -632,12 +632,12 @@ impl Call {
             if let Some(request) = f.poll_request() {
                 self.requests.push_back(request);
             }
-            if let Some(decision) = f.decision().cloned() {
-                if !self.decided {
-                    self.decided = true;
-                    tracing::info!(call_id = %self.call_id, ?decision, "decision");
-                    self.events.push_back(CallEvent::Decision(decision));
-                }
+            if let Some(decision) = f.decision().cloned()
+                && !self.decided
+            {
+                self.decided = true;
+                tracing::info!(call_id = %self.call_id, ?decision, "decision");
+                self.events.push_back(CallEvent::Decision(decision));
             }
         }
         while let Some(action) = self.flow.as_mut().and_then(Flow::poll_action) {

@@ -399,13 +399,13 @@ impl Config {
         if self.sip.max_calls == 0 {
             return Err(bad("sip.max_calls", "must be at least 1".into()));
         }
-        if let Some(proxy) = &self.sip.outbound_proxy {
-            if !proxy.starts_with("sip:") {
-                return Err(bad(
-                    "sip.outbound_proxy",
-                    format!("{proxy:?} is not a sip: URI"),
-                ));
-            }
+        if let Some(proxy) = &self.sip.outbound_proxy
+            && !proxy.starts_with("sip:")
+        {
+            return Err(bad(
+                "sip.outbound_proxy",
+                format!("{proxy:?} is not a sip: URI"),
+            ));
         }
         let rtp_ports = range::<u16>(&self.rtp.port_range)
             .filter(|r| *r.start() >= 1024 && r.end() - r.start() >= 1)

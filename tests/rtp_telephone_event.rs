@@ -555,7 +555,7 @@ fn convert(classic: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut ng = Vec::new();
     let block = |ng: &mut Vec<u8>, ty: u32, body: &[u8]| {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (body.len() + 12) as u32;

@@ -55,19 +55,20 @@ impl Pepper {
     /// padded or not). Surrounding whitespace is ignored.
     pub fn parse(text: &str) -> Result<Pepper, DirectoryError> {
         let text = text.trim();
-        let bytes = if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(text).ok()
-        } else {
-            None
-        }
-        .or_else(|| {
-            let unpadded = text.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(unpadded)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
-                .ok()
-        })
-        .ok_or_else(|| DirectoryError::Pepper("not hex and not base64".into()))?;
+        let bytes =
+            if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex::decode(text).ok()
+            } else {
+                None
+            }
+            .or_else(|| {
+                let unpadded = text.trim_end_matches('=');
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(unpadded)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
+                    .ok()
+            })
+            .ok_or_else(|| DirectoryError::Pepper("not hex and not base64".into()))?;
         Pepper::from_bytes(bytes)
     }
 

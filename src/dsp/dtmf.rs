@@ -367,7 +367,7 @@ impl PairFit {
 /// Dot product of two equal-length slices whose length is a multiple of 8, in eight lanes.
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert!(a.len() == b.len() && a.len() % 8 == 0);
+    debug_assert!(a.len() == b.len() && a.len().is_multiple_of(8));
     let mut acc = f32x8::ZERO;
     for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         let va = f32x8::from(<[f32; 8]>::try_from(ca).unwrap_or_default());
@@ -643,10 +643,10 @@ impl DtmfDetector {
         if self.hops.len() < WIN_HOPS || hop.end < self.not_before + WIN as u64 {
             return;
         }
-        if let Some((row, col)) = self.candidate() {
-            if let Some(track) = self.validate(row, col) {
-                self.start_track(track);
-            }
+        if let Some((row, col)) = self.candidate()
+            && let Some(track) = self.validate(row, col)
+        {
+            self.start_track(track);
         }
     }
 

@@ -82,13 +82,13 @@ impl DtmfTest {
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let State::Listening { idle_until } = self.state {
-            if now >= idle_until {
-                self.state = State::SayingGoodbye;
-                self.actions.push_back(FlowAction::StopPrompt);
-                self.actions
-                    .push_back(FlowAction::Play(vec!["goodbye".into()]));
-            }
+        if let State::Listening { idle_until } = self.state
+            && now >= idle_until
+        {
+            self.state = State::SayingGoodbye;
+            self.actions.push_back(FlowAction::StopPrompt);
+            self.actions
+                .push_back(FlowAction::Play(vec!["goodbye".into()]));
         }
     }
 

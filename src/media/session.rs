@@ -214,10 +214,10 @@ impl MediaSession {
         // Symmetric RTP (RFC 4961): answer where the caller's media really comes from.
         self.remote = source;
         if Some(pt) == self.event_pt {
-            if let Some(events) = &mut self.events {
-                if events.handle_packet(now, &pkt).is_ok() {
-                    self.drain_events(now);
-                }
+            if let Some(events) = &mut self.events
+                && events.handle_packet(now, &pkt).is_ok()
+            {
+                self.drain_events(now);
             }
         } else {
             self.receiver.handle_packet(now, pkt);

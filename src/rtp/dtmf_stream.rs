@@ -263,7 +263,7 @@ impl DtmfStream {
 /// Checks that `value` is a whole number of frames and returns how many.
 fn frames_of(what: &'static str, value: Duration) -> Result<u64, DtmfStreamError> {
     let ptime = PTIME.as_nanos();
-    if value.as_nanos() % ptime != 0 {
+    if !value.as_nanos().is_multiple_of(ptime) {
         return Err(DtmfStreamError::NotFrameAligned { what, value });
     }
     Ok((value.as_nanos() / ptime) as u64)

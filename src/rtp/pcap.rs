@@ -245,7 +245,7 @@ fn read_ng(bytes: &[u8]) -> Result<Capture, PcapError> {
             break;
         };
         let len = len as usize;
-        if len < 12 || len % 4 != 0 {
+        if len < 12 || !len.is_multiple_of(4) {
             return Err(PcapError::Block {
                 offset: at,
                 reason: "block length below 12 or not a multiple of 4",

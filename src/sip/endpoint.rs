@@ -187,12 +187,12 @@ impl Endpoint {
         }
         if response.code >= 200 && key.method == Method::Invite {
             let call_id = response.call_id().unwrap_or_default();
-            if let Some(entry) = self.calls.get_mut(call_id) {
-                if entry.pending_invite.as_ref() == Some(key) {
-                    entry.pending_invite = None;
-                    if response.code >= 300 {
-                        self.calls.remove(call_id);
-                    }
+            if let Some(entry) = self.calls.get_mut(call_id)
+                && entry.pending_invite.as_ref() == Some(key)
+            {
+                entry.pending_invite = None;
+                if response.code >= 300 {
+                    self.calls.remove(call_id);
                 }
             }
         }
