@@ -66,6 +66,30 @@ enum Command {
         #[arg(long, default_value = "fixtures/talkoff/proxy/espeak_en-us_m_p50.flac")]
         speech: PathBuf,
     },
+    /// Run a whole hot-desk call offline on virtual time, with a recording as the caller.
+    Replay {
+        /// One JSON object instead of the readable transcript.
+        #[arg(long)]
+        json: bool,
+        /// Which flow the call runs.
+        #[arg(long, value_enum)]
+        flow: ReplayFlow,
+        /// The desk phone's extension.
+        #[arg(long)]
+        device: String,
+        /// For a callback: the user the activation names (then only the PIN is asked).
+        #[arg(long)]
+        user: Option<String>,
+        /// The directory database (default: `store.url` of the configuration). The replay
+        /// runs on a copy: nothing changes in it.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Configuration file (prompts, `[ivr]`, `[security]`, device range).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The caller: audio in any format `detect` reads, or a pcap with one RTP stream.
+        caller: PathBuf,
+    },
     /// The embedded directory: users, their names, prompt languages and PINs.
     Users {
         #[command(subcommand)]
@@ -169,6 +193,16 @@ impl Cli {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReplayFlow {
+    /// `*88`.
+    Login,
+    /// `*89`.
+    Release,
+    /// The portal's *Activate Phone*.
+    Callback,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Profile {
     /// ITU-T Q.24 AT&T column (default).
     Att,
@@ -211,6 +245,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             channel,
             speech,
         } => conformance_command(json, seed, channel, &speech),
+        Command::Replay {
+            json,
+            flow,
+            device,
+            user,
+            db,
+            config,
+            caller,
+        } => replay_command(json, flow, device, user, db, config.as_deref(), caller),
         Command::Users { command, config } => users_command(command, config.as_deref()),
         Command::Devices { command, config } => devices_command(command, config.as_deref()),
     }
@@ -259,6 +302,125 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await
         }
     }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<hotdesk::config::Validated, String> {
+    match path {
+        Some(path) => {
+            Config::load(path, |name| std::env::var(name).ok()).map_err(|e| e.to_string())
+        }
+        None => Ok(Config::defaults()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_command(
+    json: bool,
+    flow: ReplayFlow,
+    device: String,
+    user: Option<String>,
+    db: Option<PathBuf>,
+    config: Option<&std::path::Path>,
+    caller: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    use hotdesk::ivr::hotdesk::HotdeskKind;
+    use hotdesk::replay::{FileReplay, FileReplayError, ReplaySpec};
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hotdesk: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if device.is_empty() || !device.bytes().all(|b| b.is_ascii_digit()) {
+        eprintln!("hotdesk: --device {device:?}: want an extension (digits)");
+        return Ok(ExitCode::from(2));
+    }
+    let kind = match flow {
+        ReplayFlow::Login => HotdeskKind::Login,
+        ReplayFlow::Release => HotdeskKind::Release,
+        ReplayFlow::Callback => HotdeskKind::Callback { user },
+    };
+    let request = FileReplay {
+        spec: ReplaySpec {
+            kind,
+            is_desk: config.is_device(&device),
+            device,
+            settings: config.flow_settings(),
+            language: config.config.ivr.language.clone(),
+        },
+        caller,
+        store_url: match db {
+            Some(path) => format!("sqlite://{}", path.display()),
+            None => config.config.store.url.clone(),
+        },
+        pepper_env: std::env::var(hotdesk::directory::PEPPER_ENV).ok(),
+        policy: hotdesk::directory::LockoutPolicy::from_config(&config.config.security),
+    };
+    let prompts = std::sync::Arc::new(hotdesk::prompts::loader::PromptCache::load_dir(
+        &config.config.prompts.dir,
+    )?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let output = match runtime.block_on(hotdesk::replay::run_file(&request, prompts)) {
+        Ok(output) => output,
+        Err(e @ (FileReplayError::Caller { .. } | FileReplayError::Copy { .. })) => {
+            eprintln!("hotdesk: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(FileReplayError::Directory(e)) if e.is_bad_input() => {
+            eprintln!("hotdesk: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&output)?)?;
+    } else {
+        print_transcript(&mut out, &output)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_transcript(
+    out: &mut impl Write,
+    output: &hotdesk::replay::FileReplayOutput,
+) -> std::io::Result<()> {
+    use hotdesk::replay::Entry;
+    writeln!(out, "{}", output.file)?;
+    for entry in &output.transcript.entries {
+        let line = match entry {
+            Entry::Prompt { at_ms, ids } => {
+                format!("{:>8.3}s  plays   {}", secs(*at_ms), ids.join(" "))
+            }
+            Entry::Digit {
+                at_ms,
+                digit,
+                source,
+            } => format!("{:>8.3}s  key     {digit} ({source})", secs(*at_ms)),
+            Entry::Decision { at_ms, decision } => {
+                format!("{:>8.3}s  decides {decision}", secs(*at_ms))
+            }
+            Entry::Hangup { at_ms, by } => format!("{:>8.3}s  hangup  by {by}", secs(*at_ms)),
+        };
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "outcome: {} after {:.3} s of call",
+        output.transcript.outcome,
+        secs(output.transcript.call_ms)
+    )?;
+    for report in &output.reports {
+        writeln!(out, "report: {}", String::from_utf8_lossy(&report.body()))?;
+    }
+    Ok(())
+}
+
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 fn detect(files: &[PathBuf], json: bool, params: &DtmfParams) -> ExitCode {

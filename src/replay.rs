@@ -417,3 +417,157 @@ fn invite(spec: &ReplaySpec, media: &CallerMedia) -> Result<Request, ReplayError
         ))),
     }
 }
+
+/// `hotdesk replay` on a file: what to run it on.
+#[derive(Debug, Clone)]
+pub struct FileReplay {
+    /// The call.
+    pub spec: ReplaySpec,
+    /// The caller's recording: audio in any format `detect` reads, or a pcap.
+    pub caller: std::path::PathBuf,
+    /// The directory database (`sqlite://…` URL); the replay runs on a copy of it, so lockouts
+    /// and logins it causes never reach the real one.
+    pub store_url: String,
+    /// `HOTDESK_PIN_PEPPER`, if set.
+    pub pepper_env: Option<String>,
+    /// `[security]` of the configuration.
+    pub policy: crate::directory::LockoutPolicy,
+}
+
+/// What `hotdesk replay` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReplayOutput {
+    /// The recording.
+    pub file: String,
+    /// The transcript.
+    #[serde(flatten)]
+    pub transcript: Transcript,
+    /// The reports the call would have sent, as the webhook bodies.
+    pub reports: Vec<crate::report::Report>,
+}
+
+/// Why a file replay could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileReplayError {
+    /// The recording could not be read.
+    #[error("{path}: {reason}")]
+    Caller {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The directory could not be copied or opened.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    /// The directory file could not be copied.
+    #[error("copying the directory {path}: {reason}")]
+    Copy {
+        /// The database file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call could not run.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// The prompts could not be loaded.
+    #[error(transparent)]
+    Prompts(#[from] crate::prompts::PromptError),
+}
+
+/// Reads the caller's file: a pcap (by its magic number) or audio.
+pub fn read_caller(path: &std::path::Path) -> Result<CallerMedia, FileReplayError> {
+    let failed = |reason: String| FileReplayError::Caller {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let pcap_magic = [
+        [0xD4, 0xC3, 0xB2, 0xA1],
+        [0xA1, 0xB2, 0xC3, 0xD4],
+        [0x4D, 0x3C, 0xB2, 0xA1],
+        [0xA1, 0xB2, 0x3C, 0x4D],
+        [0x0A, 0x0D, 0x0D, 0x0A],
+    ];
+    if bytes.len() >= 4 && pcap_magic.iter().any(|m| bytes[..4] == m[..]) {
+        let capture = crate::rtp::pcap::read(&bytes).map_err(|e| failed(e.to_string()))?;
+        let packets = capture.rtp();
+        // One stream: the first packet's SSRC.
+        let Some(ssrc) = packets.first().map(|p| p.packet.header.ssrc) else {
+            return Err(failed("no RTP in the capture".into()));
+        };
+        Ok(CallerMedia::Rtp(
+            packets
+                .into_iter()
+                .filter(|p| p.packet.header.ssrc == ssrc)
+                .collect(),
+        ))
+    } else {
+        let audio = crate::audio::load(path).map_err(|e| failed(e.to_string()))?;
+        Ok(CallerMedia::Audio(audio.samples))
+    }
+}
+
+/// Runs `hotdesk replay`: the call on a private copy of the directory, then the reports it
+/// wrote there.
+pub async fn run_file(
+    request: &FileReplay,
+    prompts: Arc<PromptCache>,
+) -> Result<FileReplayOutput, FileReplayError> {
+    use crate::directory::{Directory, Pepper, pepper_path};
+    let media = read_caller(&request.caller)?;
+    let scratch = tempfile_dir().map_err(|reason| FileReplayError::Copy {
+        path: request.store_url.clone(),
+        reason,
+    })?;
+    let pepper = Pepper::resolve(&request.store_url, request.pepper_env.as_deref())?;
+    let copy = scratch.join("replay.db");
+    if let Some(original) = pepper_path(&request.store_url).map(|p| p.with_extension("")) {
+        if !original.exists() {
+            return Err(FileReplayError::Copy {
+                path: original.display().to_string(),
+                reason: "no such database (give --db FILE or --config)".into(),
+            });
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let from = std::path::PathBuf::from(format!("{}{suffix}", original.display()));
+            if from.exists() {
+                let to = format!("{}{suffix}", copy.display());
+                std::fs::copy(&from, &to).map_err(|e| FileReplayError::Copy {
+                    path: from.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+    }
+    let url = format!("sqlite://{}", copy.display());
+    let directory = Directory::open(&url, pepper, request.policy).await?;
+    let before = directory
+        .events_after(None, u32::MAX)
+        .await?
+        .last()
+        .map(|r| r.id.clone());
+    let flows = crate::service::FlowDirectory::new(directory.clone(), Default::default());
+    let transcript = run(&request.spec, &media, prompts, &flows).await?;
+    let reports = directory.events_after(before.as_deref(), u32::MAX).await?;
+    directory.close().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(FileReplayOutput {
+        file: request.caller.display().to_string(),
+        transcript,
+        reports,
+    })
+}
+
+/// A private scratch directory under the system temp dir.
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "hotdesk-replay-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}

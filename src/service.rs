@@ -48,9 +48,16 @@ pub enum ServiceError {
 }
 
 /// The directory as the hot-desk flows see it, counting outcomes for `/metrics`.
-struct FlowDirectory {
+pub struct FlowDirectory {
     directory: Directory,
     metrics: Arc<Metrics>,
+}
+
+impl FlowDirectory {
+    /// `directory` for the flows, counting into `metrics`.
+    pub fn new(directory: Directory, metrics: Arc<Metrics>) -> FlowDirectory {
+        FlowDirectory { directory, metrics }
+    }
 }
 
 impl HotdeskDirectory for FlowDirectory {
@@ -140,10 +147,7 @@ pub async fn run(
         }
     };
 
-    let flows = Arc::new(FlowDirectory {
-        directory: directory.clone(),
-        metrics: metrics.clone(),
-    });
+    let flows = Arc::new(FlowDirectory::new(directory.clone(), metrics.clone()));
     let services = Services {
         directory: Some(flows),
         metrics: metrics.clone(),
