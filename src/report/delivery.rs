@@ -138,8 +138,13 @@ impl Delivery {
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         tokio::pin!(shutdown);
         tracing::info!(host = ?self.url.host_str(), "webhook delivery started");
+        // After a (re)start everything pending is tried at once: the receiver may have
+        // recovered while we were down, and a backoff chosen before the restart says nothing.
+        let mut fresh = true;
         loop {
-            let wait = match self.round().await {
+            let round = self.round(fresh).await;
+            fresh = false;
+            let wait = match round {
                 Ok(Round::Again) => continue,
                 Ok(Round::Wait(next)) => {
                     let until = next.map_or(self.cap, |ms| {
@@ -161,11 +166,12 @@ impl Delivery {
         tracing::info!("webhook delivery stopped");
     }
 
-    async fn round(&self) -> Result<Round, DirectoryError> {
+    async fn round(&self, all_due: bool) -> Result<Round, DirectoryError> {
         let heads = self.directory.outbox_heads().await?;
         let now_ms = to_ms(now());
-        let (due, later): (Vec<Pending>, Vec<Pending>) =
-            heads.into_iter().partition(|p| p.next_attempt_ms <= now_ms);
+        let (due, later): (Vec<Pending>, Vec<Pending>) = heads
+            .into_iter()
+            .partition(|p| all_due || p.next_attempt_ms <= now_ms);
         if due.is_empty() {
             return Ok(Round::Wait(later.iter().map(|p| p.next_attempt_ms).min()));
         }
