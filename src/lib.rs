@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod prompts;
 pub mod qa;
+mod qa_flow;
 pub mod replay;
 pub mod report;
 pub mod rtp;

@@ -25,6 +25,18 @@ pub struct Fixture {
     pub max_missing: usize,
     /// What kind of material it is.
     pub kind: FixtureKind,
+    /// `flow` fixtures: which flow (`login`, `release`, `callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// `flow` fixtures: the desk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `flow` fixtures: the user a callback names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `flow` fixtures: the outcome (`verified`, `failed`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     /// Where it comes from.
     pub source: String,
     /// Its licence.
@@ -45,6 +57,9 @@ pub enum FixtureKind {
     Talkoff,
     /// A packet capture whose RFC 4733 telephone-events must decode to exactly `expect`.
     Rtp,
+    /// A whole call's caller side, replayed through the IVR against the suite's `users.csv`:
+    /// the keys taken (PIN masked) must be `expect` and the decision `outcome`.
+    Flow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +157,7 @@ pub fn run_fixture(suite: &Path, fixture: &Fixture, params: &DtmfParams) -> Fixt
         .unwrap_or_default();
     let path = suite.join(&fixture.file);
     let decoded = match fixture.kind {
+        FixtureKind::Flow => crate::qa_flow::replay_fixture(suite, fixture, &path),
         FixtureKind::Rtp => decode_capture(&path),
         FixtureKind::Dtmf | FixtureKind::Talkoff => decode_file(&path, params)
             .map(|(presses, seconds)| (presses.iter().map(|p| p.digit).collect(), seconds))
@@ -164,6 +180,9 @@ pub fn run_fixture(suite: &Path, fixture: &Fixture, params: &DtmfParams) -> Fixt
 
 /// Exact match, or (with `max_missing`) a subsequence missing at most that many digits.
 fn meets(fixture: &Fixture, decoded: &str) -> bool {
+    if fixture.kind == FixtureKind::Flow {
+        return decoded == crate::qa_flow::summary(&fixture.expect, fixture.outcome.as_deref());
+    }
     if fixture.max_missing == 0 {
         return decoded == fixture.expect;
     }
@@ -235,8 +254,12 @@ pub fn render_table(results: &[FixtureResult]) -> String {
             FixtureKind::Dtmf => "dtmf",
             FixtureKind::Talkoff => "talkoff",
             FixtureKind::Rtp => "rtp",
+            FixtureKind::Flow => "flow",
         };
         let expected = match (r.fixture.expect.is_empty(), r.fixture.max_missing) {
+            _ if r.fixture.kind == FixtureKind::Flow => {
+                crate::qa_flow::summary(&r.fixture.expect, r.fixture.outcome.as_deref())
+            }
             (true, _) => "-".to_string(),
             (false, 0) => r.fixture.expect.clone(),
             (false, n) => format!("{} (-{n} ok)", r.fixture.expect),

@@ -171,9 +171,11 @@ impl HotdeskFlow {
         &self.device
     }
 
-    /// Whether keys now typed are part of a PIN (the call must not log them).
+    /// Whether keys now typed may be part of a PIN (the call must not log them): every key
+    /// but those of the account entry. Keys after the decision are ignored by the flow, but a
+    /// caller may still be typing the PIN they meant for it.
     pub fn collecting_secret(&self) -> bool {
-        matches!(self.state, State::Pin { .. } | State::Waiting)
+        !matches!(self.state, State::Account(_))
     }
 
     /// A key from any DTMF path.

@@ -1,0 +1,87 @@
+//! `flow` fixtures for `hotdesk qa`: a whole call replayed (`crate::replay`) against a scratch
+//! directory made from the suite's `users.csv`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::directory::{Directory, LockoutPolicy, Pepper};
+use crate::ivr::hotdesk::HotdeskKind;
+use crate::prompts::loader::PromptCache;
+use crate::qa::Fixture;
+use crate::replay::{self, ReplaySpec};
+
+/// What a flow fixture is compared on: the keys taken and the outcome, as one string.
+pub fn summary(keys: &str, outcome: Option<&str>) -> String {
+    let keys = if keys.is_empty() { "-" } else { keys };
+    format!("{keys} → {}", outcome.unwrap_or("?"))
+}
+
+/// Replays `path` as `fixture` says; returns [`summary`] of what happened and the seconds of
+/// recording.
+pub fn replay_fixture(
+    suite: &Path,
+    fixture: &Fixture,
+    path: &Path,
+) -> Result<(String, f64), String> {
+    let defaults = Config::defaults();
+    let device = fixture
+        .device
+        .clone()
+        .ok_or("a flow fixture needs `device`")?;
+    let kind = match fixture.flow.as_deref() {
+        Some("login") => HotdeskKind::Login,
+        Some("release") => HotdeskKind::Release,
+        Some("callback") => HotdeskKind::Callback {
+            user: fixture.user.clone(),
+        },
+        other => return Err(format!("flow {other:?}: want login, release or callback")),
+    };
+    let spec = ReplaySpec {
+        kind,
+        is_desk: defaults.is_device(&device),
+        device,
+        settings: defaults.flow_settings(),
+        language: defaults.config.ivr.language.clone(),
+    };
+    let media = replay::read_caller(path).map_err(|e| e.to_string())?;
+    let seconds = match &media {
+        replay::CallerMedia::Audio(s) => s.len() as f64 / 8000.0,
+        replay::CallerMedia::Rtp(p) => p.len() as f64 * 0.02,
+    };
+    let prompts = PromptCache::load_dir(&defaults.config.prompts.dir).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let transcript = runtime.block_on(async {
+        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let url = format!("sqlite://{}", scratch.path().join("qa.db").display());
+        let policy = LockoutPolicy {
+            failures: 5,
+            window: Duration::from_secs(900),
+            lock: Duration::from_secs(900),
+            device_failures: 10,
+        };
+        let directory = Directory::open(&url, Pepper::random(), policy)
+            .await
+            .map_err(|e| e.to_string())?;
+        let users = std::fs::File::open(suite.join("users.csv"))
+            .map_err(|e| format!("{}: {e}", suite.join("users.csv").display()))?;
+        directory
+            .import_csv(users)
+            .await
+            .map_err(|e| e.to_string())?;
+        let flows = crate::service::FlowDirectory::new(directory.clone(), Default::default());
+        let t = replay::run(&spec, &media, Arc::new(prompts), &flows)
+            .await
+            .map_err(|e| e.to_string());
+        directory.close().await;
+        t
+    })?;
+    Ok((
+        summary(&transcript.digits(), Some(&transcript.outcome)),
+        seconds,
+    ))
+}
