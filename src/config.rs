@@ -151,6 +151,8 @@ pub struct IvrConfig {
     pub max_attempts: u32,
     /// Prompt language.
     pub language: String,
+    /// How long a callback (the portal's *Activate Phone*) rings before it is `no_answer`.
+    pub ring_timeout_s: u64,
 }
 
 impl Default for IvrConfig {
@@ -161,6 +163,7 @@ impl Default for IvrConfig {
             terminator: "#".into(),
             max_attempts: 3,
             language: "en".into(),
+            ring_timeout_s: 30,
         }
     }
 }
@@ -474,6 +477,9 @@ impl Config {
                 "security",
                 "lockout_failures, lockout_window_s and lockout_s must be positive".into(),
             ));
+        }
+        if !(1..=600).contains(&self.ivr.ring_timeout_s) {
+            return Err(bad("ivr.ring_timeout_s", "must be within 1..=600".into()));
         }
         if !self.api.listen.ip().is_loopback()
             && env(&self.api.token_env).is_none_or(|t| t.is_empty())

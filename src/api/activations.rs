@@ -21,9 +21,6 @@ use crate::call::FlowKind;
 use crate::ivr::hotdesk::{Decision, HotdeskKind};
 use crate::server::{CallControl, CallUpdate, Originate, OriginateError};
 
-/// How long the desk may ring before the activation is `no_answer`.
-pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Activations kept for `GET` (the oldest are forgotten past this).
 const KEEP: usize = 10_000;
 
@@ -169,7 +166,7 @@ pub(super) async fn create(
         .originate(Originate {
             device: body.device.clone(),
             flow,
-            ring_timeout: RING_TIMEOUT,
+            ring_timeout: Duration::from_secs(state.config.config.ivr.ring_timeout_s),
         })
         .await
         .map_err(|e| match e {
