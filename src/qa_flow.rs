@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::directory::{Directory, LockoutPolicy, Pepper};
@@ -58,12 +57,7 @@ pub fn replay_fixture(
     let transcript = runtime.block_on(async {
         let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let url = format!("sqlite://{}", scratch.path().join("qa.db").display());
-        let policy = LockoutPolicy {
-            failures: 5,
-            window: Duration::from_secs(900),
-            lock: Duration::from_secs(900),
-            device_failures: 10,
-        };
+        let policy = LockoutPolicy::default();
         let directory = Directory::open(&url, Pepper::random(), policy)
             .await
             .map_err(|e| e.to_string())?;

@@ -2,7 +2,6 @@
 //! body limits, devices, release, unlock, the report log, health, readiness and metrics.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hotdesk::api::{self, Activations, ApiState};
 use hotdesk::config::{Config, Validated};
@@ -26,12 +25,7 @@ impl Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hotdesk.db").display());
-        let policy = LockoutPolicy {
-            failures: 5,
-            window: Duration::from_secs(900),
-            lock: Duration::from_secs(900),
-            device_failures: 10,
-        };
+        let policy = LockoutPolicy::default();
         let directory = Directory::open(&url, Pepper::random(), policy)
             .await
             .unwrap();
