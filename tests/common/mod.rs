@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use hotdesk::dsp::dtmf::DtmfEvent;
 use hotdesk::media::{DtmfMerger, MergeConfig, MergedDigit};
 
+pub mod http;
 pub mod peers;
 
 type MergeAction = Box<dyn Fn(&mut DtmfMerger)>;

@@ -313,6 +313,22 @@ pub struct ServerOptions {
     pub drain_timeout_s: Option<u64>,
     /// `rtp.codecs`.
     pub codecs: Vec<String>,
+    /// `sip.domain`, when set.
+    pub domain: Option<String>,
+    /// `sip.outbound_proxy`, when set (where callback INVITEs go).
+    pub outbound_proxy: Option<String>,
+    /// More `[features]` lines (TOML), after `dtmf_test_code`.
+    pub features: Vec<String>,
+    /// `api.token_env`, when set.
+    pub api_token_env: Option<String>,
+    /// Whole tables the harness does not write itself (`[ivr]`, `[security]`, `[report]`),
+    /// appended to the config as they are.
+    pub extra_toml: String,
+    /// Environment variables of the server process (secrets: the PIN pepper, the webhook
+    /// secret, the API token).
+    pub env: Vec<(String, String)>,
+    /// `RUST_LOG` of the server (`info` when not set).
+    pub rust_log: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -322,6 +338,13 @@ impl Default for ServerOptions {
             max_calls: None,
             drain_timeout_s: None,
             codecs: vec!["PCMU".into(), "PCMA".into()],
+            domain: None,
+            outbound_proxy: None,
+            features: Vec::new(),
+            api_token_env: None,
+            extra_toml: String::new(),
+            env: Vec::new(),
+            rust_log: None,
         }
     }
 }
@@ -354,6 +377,13 @@ pub struct Hotdesk {
 impl Hotdesk {
     /// Writes a config into `dir` and starts hotdesk there; returns once it has logged "ready".
     pub fn start(dir: &Path, ports: &Ports, opts: &ServerOptions) -> Hotdesk {
+        let config = Hotdesk::write_config(dir, ports, opts);
+        Hotdesk::start_with_config(dir, ports, opts, &config)
+    }
+
+    /// Writes the config of a server on `ports` into `dir/hotdesk.toml` and returns its path
+    /// (so that the `users` commands can use the same file before the server starts).
+    pub fn write_config(dir: &Path, ports: &Ports, opts: &ServerOptions) -> PathBuf {
         let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
         let quoted = |v: &[String]| {
             v.iter()
@@ -376,16 +406,28 @@ impl Hotdesk {
         if let Some(s) = opts.drain_timeout_s {
             writeln!(toml, "drain_timeout_s = {s}").unwrap();
         }
+        if let Some(d) = &opts.domain {
+            writeln!(toml, "domain = {d:?}").unwrap();
+        }
+        if let Some(p) = &opts.outbound_proxy {
+            writeln!(toml, "outbound_proxy = {p:?}").unwrap();
+        }
         writeln!(toml, "\n[rtp]").unwrap();
         writeln!(toml, "port_range = \"{}\"", ports.hotdesk_rtp_range()).unwrap();
         writeln!(toml, "codecs = [{}]", quoted(&opts.codecs)).unwrap();
         writeln!(toml, "\n[features]\ndtmf_test_code = \"*97\"").unwrap();
+        for line in &opts.features {
+            writeln!(toml, "{line}").unwrap();
+        }
         writeln!(
             toml,
             "\n[api]\nlisten = \"127.0.0.1:{}\"",
             ports.hotdesk_api()
         )
         .unwrap();
+        if let Some(t) = &opts.api_token_env {
+            writeln!(toml, "token_env = {t:?}").unwrap();
+        }
         writeln!(
             toml,
             "\n[store]\nurl = \"sqlite://{}\"",
@@ -398,23 +440,46 @@ impl Hotdesk {
             prompts.display().to_string()
         )
         .unwrap();
+        if !opts.extra_toml.is_empty() {
+            writeln!(toml, "\n{}", opts.extra_toml).unwrap();
+        }
         let config = dir.join("hotdesk.toml");
         std::fs::write(&config, &toml).unwrap();
+        config
+    }
 
-        let mut process = ChildGuard::spawn(
-            "hotdesk serve",
-            Command::new(env!("CARGO_BIN_EXE_hotdesk"))
-                .args(["serve", "--config"])
-                .arg(&config)
-                .args(["--log-format", "json"])
-                .current_dir(dir)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
+    /// Starts hotdesk in `dir` with the config file `config` (from [`Hotdesk::write_config`]);
+    /// returns once it has logged "ready". The log is copied to `dir/hotdesk.log`, or
+    /// `hotdesk-N.log` when the server is started again in the same dir.
+    pub fn start_with_config(
+        dir: &Path,
+        ports: &Ports,
+        opts: &ServerOptions,
+        config: &Path,
+    ) -> Hotdesk {
+        let toml = std::fs::read_to_string(config).unwrap_or_default();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hotdesk"));
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--log-format", "json"])
+            .current_dir(dir)
+            .env("RUST_LOG", opts.rust_log.as_deref().unwrap_or("info"))
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut process = ChildGuard::spawn("hotdesk serve", &mut command);
+        let log_file = (1..)
+            .map(|n| match n {
+                1 => dir.join("hotdesk.log"),
+                n => dir.join(format!("hotdesk-{n}.log")),
+            })
+            .find(|p| !p.exists())
+            .unwrap();
         let stderr = process.child_mut().stderr.take().unwrap();
-        let log = Lines::collect_into(stderr, Some(&dir.join("hotdesk.log")));
+        let log = Lines::collect_into(stderr, Some(&log_file));
+        let config = config.to_path_buf();
         let sip = SocketAddr::from(([127, 0, 0, 1], ports.hotdesk_sip()));
         let mut server = Hotdesk {
             process,
@@ -737,6 +802,52 @@ impl SippRun {
         }
         result
     }
+}
+
+/// When sipp sent (`sent`) or received a SIP message whose first line starts with `start`
+/// (`"ACK "`, `"SIP/2.0 200"` …), from the timestamps of its `-trace_msg` file: the first such
+/// message. sipp writes local wall-clock time without a zone; `reference` (a time taken around
+/// the run) fixes the zone, rounded to a quarter of an hour.
+pub fn sipp_message_time(
+    messages: &str,
+    sent: bool,
+    start: &str,
+    reference: std::time::SystemTime,
+) -> Option<std::time::SystemTime> {
+    use time::macros::format_description;
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]");
+    let direction = if sent {
+        "message sent"
+    } else {
+        "message received"
+    };
+    let mut stamp: Option<&str> = None;
+    let mut lines = messages.lines();
+    while let Some(line) = lines.next() {
+        let t = line.trim();
+        if t.starts_with("-----") {
+            stamp = t.rsplit_once("--").map(|(_, s)| s.trim());
+            continue;
+        }
+        if !t.contains(direction) {
+            continue;
+        }
+        let first = lines.by_ref().map(str::trim).find(|l| !l.is_empty())?;
+        if !first.starts_with(start) {
+            continue;
+        }
+        let local = time::PrimitiveDateTime::parse(stamp?, format).ok()?;
+        let as_utc = local.assume_utc().unix_timestamp_nanos();
+        let reference = reference
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i128;
+        let quarter: i128 = 900 * 1_000_000_000;
+        let zone = ((as_utc - reference) as f64 / quarter as f64).round() as i128 * quarter;
+        let nanos = u64::try_from(as_utc - zone).ok()?;
+        return Some(std::time::UNIX_EPOCH + Duration::from_nanos(nanos));
+    }
+    None
 }
 
 /// sipp's `-trace_logs` line `CONNECTED <call-id>` → the call id.
