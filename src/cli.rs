@@ -357,9 +357,14 @@ fn replay_command(
         pepper_env: std::env::var(hotdesk::directory::PEPPER_ENV).ok(),
         policy: hotdesk::directory::LockoutPolicy::from_config(&config.config.security),
     };
-    let prompts = std::sync::Arc::new(hotdesk::prompts::loader::PromptCache::load_dir(
-        &config.config.prompts.dir,
-    )?);
+    let prompts = match hotdesk::prompts::loader::PromptCache::load_dir(&config.config.prompts.dir)
+    {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(e) => {
+            eprintln!("hotdesk: {e} (prompts.dir; give --config)");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

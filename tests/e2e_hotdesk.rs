@@ -1030,11 +1030,15 @@ fn activation_of_a_busy_phone_is_busy() {
     assert!(w.devices().is_empty());
 }
 
-/// A desk phone nobody answers: hotdesk gives up after its ring timeout (30 s), CANCELs, and
-/// the activation ends `no_answer`.
+/// A desk phone nobody answers: hotdesk gives up after its ring timeout (`ivr.ring_timeout_s`,
+/// 3 s here), CANCELs, and the activation ends `no_answer`.
 #[test]
 fn activation_of_an_unanswered_phone_is_no_answer() {
-    let w = World::new("activation-ring", &[&ANN], |_| {});
+    let w = World::new("activation-ring", &[&ANN], |o| {
+        o.extra_toml = o
+            .extra_toml
+            .replace("[ivr]\n", "[ivr]\nring_timeout_s = 3\n");
+    });
     let phone = w.phone("phone", "uas_ring.xml", |s| s.args(["-timeout", "70s"]));
     let started = Instant::now();
     let id = activate(&w);
@@ -1047,6 +1051,10 @@ fn activation_of_an_unanswered_phone_is_no_answer() {
         w.context()
     );
     println!("activation {id}: states {states:?}, no_answer after {rang_for:?}");
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(10)).contains(&rang_for),
+        "no_answer after {rang_for:?}, want the 3 s ring timeout"
+    );
     let result = phone.wait(Duration::from_secs(15));
     result.assert_ok("the phone got CANCEL, answered 200 and 487, and got the ACK");
     assert!(
