@@ -134,12 +134,11 @@ pub async fn run(
         Some(url) => {
             // Validation already refused a webhook without its secret.
             let secret = env(&config.config.report.secret_env).unwrap_or_default();
-            Some(delivery::spawn(
-                directory.clone(),
-                url,
-                SecretString::from(secret),
-                wait_stop(),
-            )?)
+            Some(
+                delivery::Delivery::new(directory.clone(), url, SecretString::from(secret))?
+                    .metrics(metrics.clone())
+                    .spawn(wait_stop()),
+            )
         }
         None => {
             tracing::warn!("no report.webhook_url: reports are kept for GET /v1/events only");

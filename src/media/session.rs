@@ -59,6 +59,8 @@ pub struct MediaStats {
     pub received: u64,
     /// Datagrams that did not parse, or carried a payload type not negotiated.
     pub rejected: u64,
+    /// Audio samples run through the in-band detector (the detector's load).
+    pub detected_samples: u64,
 }
 
 /// One call's media.
@@ -168,7 +170,10 @@ impl MediaSession {
 
     /// Counters so far.
     pub fn stats(&self) -> MediaStats {
-        self.stats
+        MediaStats {
+            detected_samples: self.detector.position(),
+            ..self.stats
+        }
     }
 
     /// Starts a prompt sequence from its beginning, replacing whatever played.

@@ -62,6 +62,7 @@ pub struct Delivery {
     client: reqwest::Client,
     base: Duration,
     cap: Duration,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -118,6 +119,7 @@ impl Delivery {
             client,
             base: BACKOFF_BASE,
             cap: BACKOFF_CAP,
+            metrics: None,
         })
     }
 
@@ -126,6 +128,12 @@ impl Delivery {
     pub fn backoff(mut self, base: Duration, cap: Duration) -> Delivery {
         self.base = base.max(Duration::from_millis(1));
         self.cap = cap.max(self.base);
+        self
+    }
+
+    /// Counts deliveries and their latency into `metrics`.
+    pub fn metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Delivery {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -189,9 +197,14 @@ impl Delivery {
             };
             match result {
                 Ok(()) => {
+                    let delivered = now();
                     self.directory
-                        .mark_delivered(pending.seq, to_ms(now()))
-                        .await?
+                        .mark_delivered(pending.seq, to_ms(delivered))
+                        .await?;
+                    if let Some(metrics) = &self.metrics {
+                        let waited = (delivered - pending.report.at).whole_milliseconds();
+                        metrics.delivered(u64::try_from(waited).unwrap_or(0));
+                    }
                 }
                 Err(error) => {
                     let attempts = pending.attempts.saturating_add(1);

@@ -517,7 +517,9 @@ impl CallTask {
                 CallEvent::Decision(d) => updates.push(CallUpdate::Decision(d)),
                 CallEvent::Prompt(_) => {}
                 CallEvent::Ended(reason) => {
-                    tracing::info!(?reason, stats = ?call.media_stats(), "call over");
+                    let stats = call.media_stats();
+                    tracing::info!(?reason, ?stats, "call over");
+                    self.metrics.detector_samples.inc_by(stats.detected_samples);
                     updates.push(CallUpdate::Ended(reason));
                     over = true;
                 }
