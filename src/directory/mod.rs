@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -387,6 +388,15 @@ impl Directory {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // One connection first switches a new file to WAL on its own: the pool opens its
+        // connections concurrently, and two of them switching the journal mode at once get
+        // SQLITE_BUSY without the busy handler being asked (seen under load in CI).
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            let first = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(open_error)?;
+            first.close().await.map_err(open_error)?;
+        }
         // Connections are never recycled: an in-memory store lives only as long as one of
         // them, and reopening a file buys nothing.
         let pool = SqlitePoolOptions::new()
