@@ -518,12 +518,16 @@ pub async fn run_file(
 ) -> Result<FileReplayOutput, FileReplayError> {
     use crate::directory::{Directory, Pepper, pepper_path};
     let media = read_caller(&request.caller)?;
-    let scratch = tempfile_dir().map_err(|reason| FileReplayError::Copy {
-        path: request.store_url.clone(),
-        reason,
-    })?;
+    // Removed when dropped, whichever way this function returns.
+    let scratch = tempfile::Builder::new()
+        .prefix("hotdesk-replay-")
+        .tempdir()
+        .map_err(|e| FileReplayError::Copy {
+            path: request.store_url.clone(),
+            reason: e.to_string(),
+        })?;
     let pepper = Pepper::resolve(&request.store_url, request.pepper_env.as_deref())?;
-    let copy = scratch.join("replay.db");
+    let copy = scratch.path().join("replay.db");
     if let Some(original) = pepper_path(&request.store_url).map(|p| p.with_extension("")) {
         if !original.exists() {
             return Err(FileReplayError::Copy {
@@ -553,21 +557,9 @@ pub async fn run_file(
     let transcript = run(&request.spec, &media, prompts, &flows).await?;
     let reports = directory.events_after(before.as_deref(), u32::MAX).await?;
     directory.close().await;
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(FileReplayOutput {
         file: request.caller.display().to_string(),
         transcript,
         reports,
     })
-}
-
-/// A private scratch directory under the system temp dir.
-fn tempfile_dir() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "hotdesk-replay-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    Ok(dir)
 }

@@ -5,7 +5,7 @@
 //! `calling` → `ringing` → `answered` → `verified` | `failed` | `busy` | `no_answer` | `error`,
 //! with a reason for the last four.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ pub struct Activation {
 }
 
 /// Activations by id, and their ids oldest first (to forget the oldest).
-type Table = (HashMap<String, Activation>, Vec<String>);
+type Table = (HashMap<String, Activation>, VecDeque<String>);
 
 /// All activations, shared by the handlers and the tasks that follow the calls.
 #[derive(Debug, Clone, Default)]
@@ -90,10 +90,11 @@ impl Activations {
     fn insert(&self, activation: Activation) {
         let mut guard = self.lock();
         let (map, order) = &mut *guard;
-        order.push(activation.id.clone());
+        order.push_back(activation.id.clone());
         map.insert(activation.id.clone(), activation);
-        if order.len() > KEEP {
-            let old = order.remove(0);
+        if order.len() > KEEP
+            && let Some(old) = order.pop_front()
+        {
             map.remove(&old);
         }
     }

@@ -115,6 +115,8 @@ pub struct ServerHandle {
     commands: mpsc::UnboundedSender<Command>,
     sip: SocketAddr,
     draining: Arc<AtomicBool>,
+    /// `sip.outbound_proxy`.
+    outbound_proxy: Option<String>,
 }
 
 impl ServerHandle {
@@ -131,9 +133,16 @@ impl ServerHandle {
     /// Rings `what.device` and runs `what.flow` there when answered; progress comes through
     /// the returned [`CallControl`].
     pub async fn originate(&self, what: Originate) -> Result<CallControl, OriginateError> {
+        // DNS is resolved here, in the caller's task: the endpoint task serves every call's
+        // SIP and must not wait on a resolver.
+        let uri = self
+            .outbound_proxy
+            .as_deref()
+            .ok_or(OriginateError::NoProxy)?;
+        let proxy = resolve_proxy(uri).await?;
         let (reply, result) = oneshot::channel();
         self.commands
-            .send(Command::Originate { what, reply })
+            .send(Command::Originate { what, proxy, reply })
             .map_err(|_| OriginateError::Stopped)?;
         result.await.map_err(|_| OriginateError::Stopped)?
     }
@@ -143,6 +152,8 @@ impl ServerHandle {
 enum Command {
     Originate {
         what: Originate,
+        /// The outbound proxy, resolved.
+        proxy: SocketAddr,
         reply: oneshot::Sender<Result<CallControl, OriginateError>>,
     },
 }
@@ -319,6 +330,7 @@ pub async fn bind(
         commands: tx,
         sip: bound,
         draining: shared.draining.clone(),
+        outbound_proxy: shared.config.config.sip.outbound_proxy.clone(),
     };
     Ok((
         Server {
@@ -454,7 +466,7 @@ impl EndpointTask {
                     Err(e) => tracing::debug!("SIP receive: {e}"),
                 },
                 Some(message) = self.from_calls.recv() => self.handle_call_message(message),
-                Some(command) = self.commands.recv() => self.handle_command(command).await,
+                Some(command) = self.commands.recv() => self.handle_command(command),
                 () = sleep_until(deadline) => self.endpoint.handle_timeout(Instant::now()),
                 () = &mut shutdown, if !self.endpoint.is_draining() => self.drain(),
             }
@@ -498,19 +510,21 @@ impl EndpointTask {
         }
     }
 
-    async fn handle_command(&mut self, command: Command) {
+    fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Originate { what, reply } => {
-                let _ = reply.send(self.originate(what).await);
+            Command::Originate { what, proxy, reply } => {
+                let _ = reply.send(self.originate(what, proxy));
             }
         }
     }
 
     /// Starts a callback: a call slot, an RTP port, the INVITE, and the call's task.
-    async fn originate(&mut self, what: Originate) -> Result<CallControl, OriginateError> {
+    fn originate(
+        &mut self,
+        what: Originate,
+        proxy: SocketAddr,
+    ) -> Result<CallControl, OriginateError> {
         let sip = &self.shared.config.config.sip;
-        let proxy_uri = sip.outbound_proxy.clone().ok_or(OriginateError::NoProxy)?;
-        let proxy = resolve_proxy(&proxy_uri).await?;
         let rtp = self.shared.bind_rtp().map_err(OriginateError::Rtp)?;
         let rtp_port = rtp.local_addr().map_err(OriginateError::Rtp)?.port();
         let local_ip = self.shared.local_ip_towards(proxy);
