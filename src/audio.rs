@@ -6,6 +6,7 @@
 //! nothing here panics on bad input (a panic inside a decoder is caught and reported too).
 
 use std::fs::File;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
@@ -14,7 +15,7 @@ use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
 /// The telephone rate everything is converted to.
@@ -99,12 +100,34 @@ struct Decoded {
 
 /// Reads a file and converts it to 8 kHz mono 16-bit.
 pub fn load(path: &Path) -> Result<Audio, AudioError> {
-    let decoded = std::panic::catch_unwind(|| decode(path)).unwrap_or_else(|_| {
-        Err(AudioError::Malformed {
+    if path.is_dir() {
+        return Err(AudioError::Open {
             path: path.to_owned(),
-            reason: "the decoder failed on this stream".into(),
-        })
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        });
+    }
+    let file = File::open(path).map_err(|source| AudioError::Open {
+        path: path.to_owned(),
+        source,
     })?;
+    load_source(path, Box::new(file))
+}
+
+/// Converts audio held in memory (an upload, a fuzz input) as [`load`] does a file; `label`
+/// names it in errors and its extension is the format hint.
+pub fn load_bytes(label: &Path, bytes: Vec<u8>) -> Result<Audio, AudioError> {
+    load_source(label, Box::new(std::io::Cursor::new(bytes)))
+}
+
+fn load_source(path: &Path, source: Box<dyn MediaSource>) -> Result<Audio, AudioError> {
+    // The source is dropped with the panic, so nothing half-updated is observed afterwards.
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode(path, source)))
+        .unwrap_or_else(|_| {
+            Err(AudioError::Malformed {
+                path: path.to_owned(),
+                reason: "the decoder failed on this stream".into(),
+            })
+        })?;
     if decoded.mono.is_empty() {
         return Err(AudioError::Empty {
             path: path.to_owned(),
@@ -122,17 +145,7 @@ pub fn load(path: &Path) -> Result<Audio, AudioError> {
     })
 }
 
-fn decode(path: &Path) -> Result<Decoded, AudioError> {
-    if path.is_dir() {
-        return Err(AudioError::Open {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-        });
-    }
-    let file = File::open(path).map_err(|source| AudioError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+fn decode(path: &Path, source: Box<dyn MediaSource>) -> Result<Decoded, AudioError> {
     let err =
         |make: fn(PathBuf, String) -> AudioError, reason: String| make(path.to_owned(), reason);
     let not_audio = |p, reason| AudioError::NotAudio { path: p, reason };
@@ -142,7 +155,7 @@ fn decode(path: &Path) -> Result<Decoded, AudioError> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
             &hint,

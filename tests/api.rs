@@ -194,6 +194,74 @@ async fn huge_and_deeply_nested_bodies_are_refused() {
 }
 
 #[tokio::test]
+async fn nesting_within_the_size_limit_is_refused_by_depth() {
+    let api = Api::start(None).await;
+    // 60 KB: under the 64 KiB limit, so it is not the size that refuses these. The typed
+    // body stops at the first value of the wrong type; serde_json's depth limit (128) stands
+    // behind it for anything that would recurse.
+    for nested in [
+        format!("{}{}", "[".repeat(30_000), "]".repeat(30_000)),
+        format!(
+            r#"{{"device":{}{}}}"#,
+            "{\"a\":".repeat(10_000),
+            "}".repeat(10_000)
+        ),
+    ] {
+        let (status, e) = body(
+            api.req(reqwest::Method::POST, "/v1/activations")
+                .header("Content-Type", "application/json")
+                .body(nested)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (422, Some("invalid body")),
+            "{e}"
+        );
+    }
+}
+
+/// Found by the `api_body` fuzzer: axum's own rejections were plain text, not the contract's
+/// JSON errors: a path segment that is not UTF-8 once decoded, and a route with the wrong
+/// method.
+#[tokio::test]
+async fn every_refusal_is_a_json_error() {
+    let api = Api::start(Some(TOKEN)).await;
+    for path in [
+        "/v1/devices/%FF/login",
+        "/v1/lockouts/%C3%28",
+        "/v1/activations/%FE",
+    ] {
+        let method = if path.starts_with("/v1/activations") {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::DELETE
+        };
+        let (status, e) = body(api.req(method, path).send().await.unwrap()).await;
+        assert_eq!(status, 400, "{path}: {e}");
+        assert_eq!(e["error"], "invalid path", "{path}: {e}");
+        assert!(
+            e["detail"].as_str().unwrap().contains("UTF-8"),
+            "{path}: {e}"
+        );
+    }
+    let (status, e) = body(
+        api.req(reqwest::Method::GET, "/v1/activations")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (405, Some("method not allowed"))
+    );
+}
+
+#[tokio::test]
 async fn devices_release_unlock_and_the_report_log() {
     let api = Api::start(None).await;
     api.login("5401", "4321").await;

@@ -362,3 +362,71 @@ proptest! {
         }
     }
 }
+
+/// Found by the `sip_message` fuzzer: the 400 to a `SIP/7.0` request put the error's own
+/// quotes inside the Warning's quoted-string (`"unsupported version "SIP/7.0""`).
+#[test]
+fn refusal_warning_is_one_quoted_string() {
+    let datagram = b"INVITE sip:*88@10.0.0.20 SIP/7.0\r\n\
+        Via: SIP/7.0/UDP 10.0.0.53:5060;branch=z9hG4bKver\r\n\
+        From: <sip:5401@10.0.0.20>;tag=v1\r\nTo: <sip:*88@10.0.0.20>\r\n\
+        Call-ID: badversion@10.0.0.53\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+        Content-Length: 0\r\n\r\n";
+    let error = parse(datagram).unwrap_err();
+    let answer = bad_request(datagram, &error, "hotdesk").expect("an answer");
+    let warning = answer.headers.get("Warning").expect("a Warning");
+    let text = warning
+        .strip_prefix("399 hotdesk \"")
+        .and_then(|t| t.strip_suffix('"'))
+        .expect("399 agent \"text\"");
+    // Inside a quoted-string every quote is escaped.
+    let bare_quote = text
+        .char_indices()
+        .any(|(i, c)| c == '"' && !text[..i].ends_with('\\'));
+    assert!(!bare_quote, "{warning}");
+    assert!(text.contains(r#"\"SIP/7.0\""#), "{warning}");
+}
+
+/// Found by the `sip_message` fuzzer: a request with two different Call-IDs (and Froms, Tos,
+/// CSeqs) got a 400 that echoed both of each, which no parser (ours included) accepts.
+#[test]
+fn refusal_of_duplicated_headers_is_well_formed() {
+    let datagram = b"INVITE sip:*88@10.0.0.20 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.53:5062;branch=z9hG4bK1;rport\r\n\
+        Via: SIP/2.0/UDP 10.0.0.53:5060;branch=z9hG4bK2\r\n\
+        From: <sip:5403@10.0.0.10>;tag=a\r\nFrom: <sip:5401@10.0.0.20>;tag=b\r\n\
+        To: <sip:*88@10.0.0.10>\r\nTo: <sip:*89@10.0.0.20>\r\n\
+        Call-ID: one@10.0.0.53\r\nCall-ID: two@10.0.0.53\r\n\
+        CSeq: 2 INVITE\r\nCSeq: 3 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let error = parse(datagram).unwrap_err();
+    let answer = bad_request(datagram, &error, "hotdesk").expect("an answer");
+    let again = match parse(&answer.to_bytes()) {
+        Ok(SipMessage::Response(r)) => r,
+        other => panic!("our 400 does not parse: {other:?}"),
+    };
+    assert_eq!(again.code, 400);
+    assert_eq!(again.call_id(), Some("one@10.0.0.53"));
+    assert_eq!(again.headers.get_all("Via").count(), 2);
+    assert_eq!(again.cseq().unwrap().seq, 2);
+}
+
+/// Found by the `sip_message` fuzzer: a request whose Via is empty got a 400 with an empty
+/// Via, which says nowhere to send it; such a request is dropped, as one without a Via is.
+#[test]
+fn request_with_an_empty_via_is_dropped() {
+    let datagram = b"INVITE_ sip:*88@10.0.0.20 SIP/2.0\r\nVia: \r\n\
+        From: <sip:5401@10.0.0.20>;tag=a\r\nTo: <sip:*88@10.0.0.20>\r\n\
+        Call-ID: c@10.0.0.53\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let error = parse(datagram).unwrap_err();
+    assert!(bad_request(datagram, &error, "hotdesk").is_none());
+    let with_via = String::from_utf8_lossy(datagram).replace(
+        "Via: \r\n",
+        "Via: SIP/2.0/UDP 10.0.0.53;branch=z9hG4bKx\r\nVia: \r\n",
+    );
+    let error = parse(with_via.as_bytes()).unwrap_err();
+    let answer = bad_request(with_via.as_bytes(), &error, "hotdesk").expect("an answer");
+    assert!(matches!(
+        parse(&answer.to_bytes()),
+        Ok(SipMessage::Response(_))
+    ));
+}

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState, extension, json_rejection};
+use super::{ApiError, ApiState, Segment, extension, json_rejection};
 use crate::call::FlowKind;
 use crate::ivr::hotdesk::{Decision, HotdeskKind};
 use crate::server::{CallControl, CallUpdate, Originate, OriginateError};
@@ -210,7 +210,7 @@ pub(super) async fn create(
 
 pub(super) async fn get(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Response, ApiError> {
     state
         .activations

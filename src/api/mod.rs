@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -129,6 +130,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -194,6 +202,21 @@ async fn devices(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(axum::Json(logins).into_response())
 }
 
+/// A path segment. axum's own rejection (a segment that is not UTF-8 once percent-decoded) is
+/// plain text; the contract promises JSON errors (found by the `api_body` fuzzer).
+pub(crate) struct Segment(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segment, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(segment)| Segment(segment))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid path", e.body_text()))
+    }
+}
+
 /// An extension in a path: digits only, 1-20 of them.
 fn extension(name: &'static str, value: &str) -> Result<(), ApiError> {
     if (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -209,7 +232,7 @@ fn extension(name: &'static str, value: &str) -> Result<(), ApiError> {
 
 async fn release(
     State(state): State<ApiState>,
-    Path(device): Path<String>,
+    Segment(device): Segment,
 ) -> Result<Response, ApiError> {
     extension("device", &device)?;
     match state.directory.release(&device, Via::Api, None).await? {
@@ -228,7 +251,7 @@ async fn release(
 
 async fn unlock(
     State(state): State<ApiState>,
-    Path(user): Path<String>,
+    Segment(user): Segment,
 ) -> Result<Response, ApiError> {
     extension("user", &user)?;
     if state.directory.unlock(&user).await? {

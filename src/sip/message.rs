@@ -1162,17 +1162,33 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
     if framed.start.starts_with("SIP/") || framed.start.starts_with("ACK ") {
         return None;
     }
-    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        framed.headers.get(h)?;
+    // Every Via is copied; of a header that must appear once but came twice (the error may
+    // be just that), the first value, so that the answer itself is well-formed (found by the
+    // `sip_message` fuzzer: both Call-IDs were echoed).
+    // An empty value addresses nothing, as if the header were missing.
+    let present = |h| framed.headers.get(h).filter(|v| !v.trim().is_empty());
+    present("Via")?;
+    let mut headers = Headers::default();
+    for v in framed
+        .headers
+        .get_all("Via")
+        .filter(|v| !v.trim().is_empty())
+    {
+        headers.push("Via", v);
+    }
+    for h in ["From", "To", "Call-ID", "CSeq"] {
+        headers.push(h, present(h)?);
     }
     let reason = format!("Bad Request ({error})");
     let request = Request {
         method: Method::Extension("UNKNOWN".into()),
         uri: String::new(),
-        headers: framed.headers,
+        headers,
         body: Bytes::new(),
     };
-    let warning = format!("399 {agent} \"{error}\"");
+    // The warn-text is a quoted-string (RFC 3261 §20.43): the error's own quotes are escaped.
+    let text = error.to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let warning = format!("399 {agent} \"{text}\"");
     Some(response_to(&request, 400, &reason).with_header("Warning", &warning))
 }
 
