@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -21,7 +22,7 @@ use crate::ivr::hotdesk::Verdict;
 use crate::metrics::Metrics;
 use crate::report::delivery::{self, DeliveryError};
 use crate::server::{
-    self, DirectoryFuture, HotdeskDirectory, LoginAttempt, ServerError, Services, Via,
+    self, DirectoryFuture, HotdeskDirectory, LoginAttempt, ServerError, ServerHandle, Services, Via,
 };
 
 /// Why the service could not start or stopped with an error.
@@ -114,6 +115,36 @@ impl HotdeskDirectory for FlowDirectory {
     }
 }
 
+/// How often the store is probed with a write.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Probes the store with a write every [`STORE_PROBE_INTERVAL`]; while it fails (read-only,
+/// disk full, file gone), new calls get 503 + Retry-After and `/readyz` says why, instead of
+/// callers keying an account and PIN that cannot be recorded. Logs each change once.
+async fn watch_store(directory: Directory, server: ServerHandle, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    let mut fault: Option<String> = None;
+    loop {
+        let now = directory
+            .probe()
+            .await
+            .err()
+            .map(|e| format!("store unavailable: {e}"));
+        if now != fault {
+            match &now {
+                Some(reason) => tracing::error!("{reason}; new calls are refused with 503"),
+                None => tracing::info!("store available again; taking calls"),
+            }
+            server.set_unavailable(now.clone());
+            fault = now;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
+            () = &mut stop => return,
+        }
+    }
+}
+
 /// Runs everything until `shutdown` resolves and the media server has drained.
 pub async fn run(
     config: Validated,
@@ -160,6 +191,7 @@ pub async fn run(
     let token = env(&config.config.api.token_env)
         .filter(|t| !t.is_empty())
         .map(|t| Arc::new(SecretString::from(t)));
+    let health = tokio::spawn(watch_store(directory.clone(), handle.clone(), wait_stop()));
     let state = ApiState {
         directory: directory.clone(),
         server: handle,
@@ -177,6 +209,7 @@ pub async fn run(
 
     let result = media.run(shutdown).await;
     let _ = stop.send(true);
+    let _ = health.await;
     if let Err(e) = api_task.await {
         tracing::warn!("API task: {e}");
     }

@@ -1498,3 +1498,222 @@ fn replay_reproduces_a_login_from_a_recording() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults: the store's file system full or read-only. The server runs in a mount namespace of
+// its own (root, as CI runs), so that its file system can fail without touching the machine's.
+
+/// Runs the server with its work dir on an 8 MB tmpfs holding a copy of what the CLI left
+/// there (config, store, pepper); `nsenter -t PID -m` reaches that file system.
+const ON_SMALL_TMPFS: &str = r#"set -e
+d=$PWD
+seed=$(mktemp -d)
+cp -a "$d"/. "$seed"/
+mount -t tmpfs -o size=8m hotdesk-test "$d"
+cp -a "$seed"/. "$d"/
+rm -rf "$seed"
+cd "$d"
+exec "$0" "$@""#;
+
+/// Runs the server with its work dir bind-mounted read-only.
+const ON_READ_ONLY_DIR: &str = r#"set -e
+mount --bind "$PWD" "$PWD"
+mount -o remount,bind,ro "$PWD"
+cd "$PWD"
+exec "$0" "$@""#;
+
+fn in_namespace_of(script: &'static str) -> Vec<String> {
+    [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `script` in the server's mount namespace.
+fn in_server_namespace(server: &Hotdesk, script: &str) {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &server.process.id().to_string(),
+            "-m",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("nsenter (util-linux)");
+    assert!(
+        out.status.success(),
+        "nsenter {script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `GET /readyz` until `pred(status, body)` holds; returns the last answer.
+fn wait_ready(w: &World, timeout: Duration, pred: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = w.api.get("/readyz");
+        let body = r.json();
+        if pred(r.status, &body) || Instant::now() > deadline {
+            return (r.status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_calls_cleanly_and_they_resume_when_space_is_back() {
+    let w = World::new("full_disk", &[&ANN], |o| {
+        o.wrapper = in_namespace_of(ON_SMALL_TMPFS)
+    });
+    let dir = w.path().display().to_string();
+    let keys = format!("1001#{}#", ANN.pin);
+    // The disk fills while a login call is under way, before its keys (from 1 s) are in.
+    let during = std::thread::scope(|s| {
+        let call = s.spawn(|| w.dial("during", "*88", "5401", &keys, DtmfMode::Rfc4733));
+        let answered = w.server.wait_message("answered", Duration::from_secs(10));
+        assert!(
+            answered.is_some(),
+            "the call was not answered\n{}",
+            w.context()
+        );
+        in_server_namespace(
+            &w.server,
+            &format!("dd if=/dev/zero of={dir}/fill bs=64k 2>/dev/null || true"),
+        );
+        call.join().unwrap()
+    });
+    during.sipp.assert_ok("call during the fault");
+    assert!(
+        during.sipp.log.contains("REMOTE_BYE"),
+        "hotdesk should have said 'try later' and hung up\n{}\n{}",
+        during.sipp.describe(),
+        w.context()
+    );
+    let records = w.server.records();
+    let refused = records.iter().find(|r| {
+        r["level"] == "ERROR"
+            && r["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("login not verified") && m.contains("full"))
+    });
+    assert!(
+        refused.is_some(),
+        "no error naming the full disk\n{}",
+        w.context()
+    );
+    // Nothing half-done: no login, no report.
+    assert!(w.devices().is_empty(), "{:?}", w.devices());
+    w.expect_no_report(0, "a login the store could not record");
+
+    // New calls are refused with 503 + Retry-After, and /readyz says why.
+    let (status, body) = wait_ready(&w, Duration::from_secs(5), |s, _| s == 503);
+    assert_eq!(status, 503, "{body}\n{}", w.context());
+    assert!(
+        body["reason"].as_str().is_some_and(|r| r.contains("full")),
+        "{body}"
+    );
+    let refused = Sipp::new(
+        "refused",
+        w.path(),
+        "uac_refused.xml",
+        w.ports.peer_sip(1),
+        w.ports.peer_media(1),
+    )
+    .args(["-s", "*88"])
+    .set("caller", "5402")
+    .set("fmts", "0 101")
+    .run(Some(w.server.sip), Duration::from_secs(10));
+    refused.assert_ok("INVITE while the disk is full");
+    assert!(
+        refused.log.contains("REFUSED 503 "),
+        "{}",
+        refused.describe()
+    );
+    assert!(
+        refused
+            .messages
+            .to_ascii_lowercase()
+            .contains("retry-after:"),
+        "{}",
+        refused.messages
+    );
+
+    // Space back: ready again, and a login goes through and is reported.
+    in_server_namespace(&w.server, &format!("rm {dir}/fill"));
+    let (status, body) = wait_ready(&w, Duration::from_secs(5), |s, _| s == 200);
+    assert_eq!(status, 200, "{body}\n{}", w.context());
+    w.dial_ended_by_hotdesk("after", "*88", "5401", &keys, DtmfMode::Rfc4733);
+    let hook = w.expect_report(0, "login after recovery", |h| h.event() == "login");
+    assert_eq!(hook.field("device"), Some("5401"));
+    let logged = |m: &str| records_with(&w.server, m);
+    assert_eq!(
+        logged("store unavailable"),
+        1,
+        "one error per change\n{}",
+        w.context()
+    );
+    assert_eq!(logged("store available again"), 1, "{}", w.context());
+}
+
+/// Log records whose message starts with `prefix`.
+fn records_with(server: &Hotdesk, prefix: &str) -> usize {
+    server
+        .records()
+        .iter()
+        .filter(|r| {
+            r["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn a_read_only_store_stops_the_start_with_a_clear_error() {
+    let dir = work_dir("read_only");
+    let ports = Ports::alloc();
+    let opts = ServerOptions {
+        env: vec![("HOTDESK_PIN_PEPPER".into(), PEPPER.into())],
+        ..Default::default()
+    };
+    let config = Hotdesk::write_config(dir.path(), &ports, &opts);
+    let config = config.display().to_string();
+    run_cli(
+        dir.path(),
+        &opts,
+        &["users", "add", "1001", "--config", &config],
+        None,
+    )
+    .assert_ok("users add");
+    let mut command = Command::new("unshare");
+    command
+        .args(in_namespace_of(ON_READ_ONLY_DIR).iter().skip(1))
+        .arg(env!("CARGO_BIN_EXE_hotdesk"))
+        .args(["serve", "--config", &config])
+        .current_dir(dir.path())
+        .envs(opts.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = ChildGuard::spawn("hotdesk serve (read-only store)", &mut command);
+    let status = server.wait_timeout(Duration::from_secs(15));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.child_mut().stderr.take().unwrap(), &mut stderr)
+        .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open") && stderr.contains("read-only"),
+        "the error should say the store is on a read-only file system:\n{stderr}"
+    );
+}

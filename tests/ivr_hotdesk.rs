@@ -195,6 +195,34 @@ fn locked_out_says_so_and_hangs_up() {
 }
 
 #[test]
+fn a_store_failure_says_try_later_and_hangs_up() {
+    let mut r = Run::start(HotdeskKind::Login, true);
+    r.actions();
+    r.keys(500, "1001#1234#");
+    r.login_request();
+    r.actions();
+    r.flow.handle_verdict(r.at(3000), Verdict::Unavailable);
+    assert_eq!(
+        r.actions(),
+        vec![
+            FlowAction::StopPrompt,
+            FlowAction::Play(ids(&["service_unavailable", "goodbye"]))
+        ]
+    );
+    assert_eq!(r.flow.decision(), Some(&Decision::Error));
+    let mut release = Run::start(HotdeskKind::Release, true);
+    assert!(release.flow.poll_request().is_some());
+    release.flow.handle_released(Err(()));
+    assert_eq!(
+        release.actions(),
+        vec![
+            FlowAction::StopPrompt,
+            FlowAction::Play(ids(&["service_unavailable", "goodbye"]))
+        ]
+    );
+}
+
+#[test]
 fn a_phone_outside_the_range_is_refused_without_asking_anything() {
     let mut r = Run::start(HotdeskKind::Login, false);
     assert_eq!(

@@ -191,6 +191,32 @@ fn draining_refuses_invites_and_options_with_503() {
 }
 
 #[test]
+fn an_unavailable_store_refuses_new_calls_but_not_calls_up() {
+    let mut h = Harness::new(10);
+    h.incoming("c1", "a1");
+    h.ep.set_unavailable(Some("store unavailable: disk full".into()));
+    h.send(&req("INVITE", "*97", "c2", "a2", None));
+    let responses = h.responses();
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[1].1.code, 503);
+    assert_eq!(responses[1].1.headers.get("Retry-After"), Some("7"));
+    assert!(
+        matches!(h.ep.register_outbound("c3"), Err(CapacityError::Unavailable(r)) if r.contains("disk full"))
+    );
+    h.send(&req("OPTIONS", "hotdesk", "o1", "o1", None));
+    assert_eq!(h.codes(), vec![503]);
+    // The call that was up still gets its requests.
+    h.send(&req("BYE", "*97", "c1", "b1", Some("t")));
+    let events = h.events();
+    assert!(
+        matches!(events.as_slice(), [EndpointEvent::InDialog { call_id, .. }] if call_id == "c1"),
+        "{events:?}"
+    );
+    h.ep.set_unavailable(None);
+    h.incoming("c5", "a5");
+}
+
+#[test]
 fn options_is_200_with_allow() {
     let mut h = Harness::new(10);
     h.send(&req("OPTIONS", "hotdesk", "o1", "o1", None));

@@ -113,6 +113,10 @@ piece pin_bad confbridge-pin-bad
 piece try_later please-try-call-later
 emit too_many_attempts pin_bad g400 try_later
 
+# "I'm sorry. Please try your call again later.": the store cannot record a login right now.
+piece im_sorry im-sorry
+emit service_unavailable im_sorry g250 try_later
+
 # "Logged off.", agent-loggedoff without its leading "Agent" (cut in the /t/-/l/ dip).
 piece logged_off agent-loggedoff 0.440 1.456
 emit phone_released logged_off

@@ -169,14 +169,18 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
 }
 
 async fn ready(State(state): State<ApiState>) -> Response {
-    if state.server.is_draining() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false, "reason": "draining"})),
-        )
-            .into_response()
+    let reason = if state.server.is_draining() {
+        Some("draining".to_owned())
     } else {
-        axum::Json(json!({"ready": true})).into_response()
+        state.server.unavailable()
+    };
+    match reason {
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "reason": reason})),
+        )
+            .into_response(),
+        None => axum::Json(json!({"ready": true})).into_response(),
     }
 }
 

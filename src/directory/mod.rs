@@ -40,6 +40,7 @@
 mod pin;
 mod users;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,12 +205,15 @@ pub struct Login {
 #[non_exhaustive]
 pub enum DirectoryError {
     /// The store cannot be opened.
-    #[error("store {url}: cannot open: {source}")]
+    #[error("store {url}: cannot open: {source}{hint}")]
     Open {
         /// `store.url`.
         url: String,
         /// The driver's error.
         source: sqlx::Error,
+        /// What the file system says when SQLite's own code is vague, e.g.
+        /// "; the file system holding it is read-only" for SQLITE_CANTOPEN.
+        hint: String,
     },
     /// The schema migrations failed.
     #[error("store {url}: migration failed: {source}")]
@@ -380,6 +384,7 @@ impl Directory {
         let open_error = |source| DirectoryError::Open {
             url: url.into(),
             source,
+            hint: String::new(),
         };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_error)?
@@ -394,7 +399,11 @@ impl Directory {
         if !url.contains(":memory:") && !url.contains("mode=memory") {
             let first = SqliteConnection::connect_with(&options)
                 .await
-                .map_err(open_error)?;
+                .map_err(|source| DirectoryError::Open {
+                    url: url.into(),
+                    source,
+                    hint: why_unwritable(options.get_filename()),
+                })?;
             first.close().await.map_err(open_error)?;
         }
         // Connections are never recycled: an in-memory store lives only as long as one of
@@ -795,6 +804,20 @@ impl Directory {
             .collect()
     }
 
+    /// Writes one row and commits: `Err` when the store cannot take a login right now (the
+    /// file or its file system read-only, the disk full, the file gone), so that the server
+    /// refuses calls instead of running prompts that cannot end in a login.
+    pub async fn probe(&self) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('probe', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(to_ms(OffsetDateTime::now_utc()).to_string())
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Reports not yet acknowledged by the webhook receiver (a gauge for `/metrics`).
     pub async fn queue_depth(&self) -> Result<u64, DirectoryError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE delivered_ms IS NULL")
@@ -1029,6 +1052,29 @@ fn check_call_id(value: &str) -> Result<(), DirectoryError> {
 /// The current time, truncated to the millisecond the store keeps.
 pub fn now() -> OffsetDateTime {
     from_ms(to_ms(OffsetDateTime::now_utc()))
+}
+
+/// Why SQLite could not open `path` for writing, as the file system tells it; empty when it
+/// can (or the reason is something else).
+fn why_unwritable(path: &Path) -> String {
+    let probe = if path.exists() {
+        std::fs::OpenOptions::new().append(true).open(path)
+    } else {
+        // A new store is created next to its WAL and pepper files: the directory must be
+        // writable, which only creating a file tells.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        tempfile::tempfile_in(dir.unwrap_or(Path::new(".")))
+    };
+    match probe {
+        Ok(_) => String::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            "; the file system holding it is read-only".into()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "; no permission to write it".into()
+        }
+        Err(e) => format!("; {e}"),
+    }
 }
 
 pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {

@@ -242,7 +242,9 @@ impl HotdeskFlow {
             Verdict::LockedOut => {
                 self.close(Decision::LockedOut, vec![ids::TOO_MANY_ATTEMPTS.into()])
             }
-            Verdict::Unavailable => self.close(Decision::Error, Vec::new()),
+            Verdict::Unavailable => {
+                self.close(Decision::Error, vec![ids::SERVICE_UNAVAILABLE.into()])
+            }
         }
     }
 
@@ -253,7 +255,7 @@ impl HotdeskFlow {
                 Decision::Released { user },
                 vec![ids::PHONE_RELEASED.into()],
             ),
-            Err(()) => self.close(Decision::Error, Vec::new()),
+            Err(()) => self.close(Decision::Error, vec![ids::SERVICE_UNAVAILABLE.into()]),
         }
     }
 

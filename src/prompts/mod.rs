@@ -44,6 +44,8 @@ pub mod ids {
     pub const LOGIN_INCORRECT: &str = "login_incorrect";
     /// Too many failed attempts; try again later.
     pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    /// "I'm sorry. Please try your call again later." (the store cannot record a login now)
+    pub const SERVICE_UNAVAILABLE: &str = "service_unavailable";
     /// The desk was given back to its owner.
     pub const PHONE_RELEASED: &str = "phone_released";
     /// "This phone cannot be used for hot desking."

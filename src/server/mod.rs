@@ -16,8 +16,8 @@ mod ports;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -115,6 +115,8 @@ pub struct ServerHandle {
     commands: mpsc::UnboundedSender<Command>,
     sip: SocketAddr,
     draining: Arc<AtomicBool>,
+    /// Why new calls are refused, while they are (see [`ServerHandle::set_unavailable`]).
+    unavailable: Arc<Mutex<Option<String>>>,
     /// `sip.outbound_proxy`.
     outbound_proxy: Option<String>,
 }
@@ -128,6 +130,21 @@ impl ServerHandle {
     /// Whether the server is shutting down (`/readyz` says not ready).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Refuse new calls (503 + Retry-After) because of `reason`, e.g. the store cannot be
+    /// written; `None` takes them again. Calls in progress go on.
+    pub fn set_unavailable(&self, reason: Option<String>) {
+        *self.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = reason.clone();
+        let _ = self.commands.send(Command::Unavailable(reason));
+    }
+
+    /// Why new calls are refused, if they are.
+    pub fn unavailable(&self) -> Option<String> {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rings `what.device` and runs `what.flow` there when answered; progress comes through
@@ -156,6 +173,8 @@ enum Command {
         proxy: SocketAddr,
         reply: oneshot::Sender<Result<CallControl, OriginateError>>,
     },
+    /// See [`ServerHandle::set_unavailable`].
+    Unavailable(Option<String>),
 }
 
 /// What a call task gets from the endpoint task.
@@ -330,6 +349,7 @@ pub async fn bind(
         commands: tx,
         sip: bound,
         draining: shared.draining.clone(),
+        unavailable: Arc::default(),
         outbound_proxy: shared.config.config.sip.outbound_proxy.clone(),
     };
     Ok((
@@ -515,6 +535,7 @@ impl EndpointTask {
             Command::Originate { what, proxy, reply } => {
                 let _ = reply.send(self.originate(what, proxy));
             }
+            Command::Unavailable(reason) => self.endpoint.set_unavailable(reason),
         }
     }
 

@@ -107,6 +107,9 @@ pub enum CapacityError {
     /// The server is shutting down.
     #[error("draining")]
     Draining,
+    /// Something every call needs is down (the store): no call could finish.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A call with this Call-ID exists.
     #[error("duplicate Call-ID {0}")]
     Duplicate(String),
@@ -128,6 +131,8 @@ pub struct Endpoint {
     /// Client transactions and the call that sent them.
     owners: HashMap<TransactionKey, String>,
     draining: bool,
+    /// Why new calls are refused for now (see [`Endpoint::set_unavailable`]).
+    unavailable: Option<String>,
     transmits: VecDeque<(SocketAddr, Bytes)>,
     events: VecDeque<EndpointEvent>,
 }
@@ -141,6 +146,7 @@ impl Endpoint {
             calls: HashMap::new(),
             owners: HashMap::new(),
             draining: false,
+            unavailable: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -159,6 +165,13 @@ impl Endpoint {
     /// Whether [`Endpoint::start_draining`] was called.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// Refuse new calls with 503 + Retry-After (and OPTIONS with 503) while `reason` is set,
+    /// e.g. the store cannot be written, so that a caller is not led through prompts that
+    /// cannot end in a login; `None` takes calls again. Calls already up are not touched.
+    pub fn set_unavailable(&mut self, reason: Option<String>) {
+        self.unavailable = reason;
     }
 
     /// A datagram arrived on the SIP socket.
@@ -268,6 +281,8 @@ impl Endpoint {
     fn admit(&self, call_id: &str) -> Result<(), CapacityError> {
         if self.draining {
             Err(CapacityError::Draining)
+        } else if let Some(reason) = &self.unavailable {
+            Err(CapacityError::Unavailable(reason.clone()))
         } else if self.calls.len() >= self.settings.max_calls {
             Err(CapacityError::Full(self.calls.len()))
         } else if self.calls.contains_key(call_id) {
@@ -312,7 +327,7 @@ impl Endpoint {
         match &request.method {
             Method::Cancel => self.cancel(now, &key, &request),
             Method::Options if !in_dialog => {
-                let response = if self.draining {
+                let response = if self.draining || self.unavailable.is_some() {
                     self.reply(&request, 503, "Service Unavailable")
                         .with_header("Retry-After", &self.retry_after())
                 } else {

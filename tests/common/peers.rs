@@ -329,6 +329,9 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// `RUST_LOG` of the server (`info` when not set).
     pub rust_log: Option<String>,
+    /// A command the server is started through (`unshare … sh -c '…; exec "$0" "$@"'`): the
+    /// hotdesk executable and its arguments follow it. Empty: started directly.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -345,6 +348,7 @@ impl Default for ServerOptions {
             extra_toml: String::new(),
             env: Vec::new(),
             rust_log: None,
+            wrapper: Vec::new(),
         }
     }
 }
@@ -458,7 +462,15 @@ impl Hotdesk {
         config: &Path,
     ) -> Hotdesk {
         let toml = std::fs::read_to_string(config).unwrap_or_default();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hotdesk"));
+        let exe = env!("CARGO_BIN_EXE_hotdesk");
+        let mut command = match opts.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         command
             .args(["serve", "--config"])
             .arg(config)
