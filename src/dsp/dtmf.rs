@@ -947,11 +947,15 @@ impl DtmfDetector {
     }
 
     fn levels(&self, track: &Track) -> (f32, f32) {
-        let n = track.level_hops.max(1) as f64;
-        let to_dbm0 = |a: f64| peak_to_dbm0(a / n);
         if track.level_hops == 0 {
-            return (f32::NAN, f32::NAN);
+            // A key made only of partly covered hops (two edges, no full hop between them):
+            // the amplitudes validated when the track opened are the best measure there is.
+            // (This was NaN until the `dtmf_detector` fuzzer found such a key.)
+            let (low, high) = track.reference;
+            return (peak_to_dbm0(low.into()), peak_to_dbm0(high.into()));
         }
+        let n = track.level_hops as f64;
+        let to_dbm0 = |a: f64| peak_to_dbm0(a / n);
         (to_dbm0(track.level_sum.0), to_dbm0(track.level_sum.1))
     }
 
