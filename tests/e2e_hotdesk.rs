@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::http::{Api, Hook, WebhookReceiver};
@@ -1497,6 +1498,142 @@ fn replay_reproduces_a_login_from_a_recording() {
             file.display()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: a flood of malformed datagrams while calls run.
+
+/// Sends malformed datagrams from loopback to hotdesk's SIP port and to random ports of its
+/// RTP range, about `per_second` of them, until `stop` is set; returns how many were sent.
+/// RTP-shaped ones carry the negotiated payload types (PCMU noise, RFC 4733 keys), so that
+/// they reach the DTMF paths unless the source is checked.
+fn flood(w: &World, stop: &AtomicBool, per_second: u32) -> u64 {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4475);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip = w.server.sip;
+    let (low, high) = w.ports.hotdesk_rtp();
+    let invite = "INVITE sip:*88@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\n\
+        From: <sip:5499@127.0.0.1>;tag=f\r\nTo: <sip:*88@127.0.0.1>\r\nCall-ID: flood\r\n\
+        CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 5000\r\n\r\nv=0\r\n";
+    let mut sent = 0u64;
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let (to, datagram): (SocketAddr, Vec<u8>) = match rng.random_range(0..6) {
+            // Random bytes, a cut INVITE (no end of headers), an INVITE whose body is short.
+            0 => (
+                sip,
+                (0..rng.random_range(1..1400))
+                    .map(|_| rng.random())
+                    .collect(),
+            ),
+            1 => (
+                sip,
+                invite.as_bytes()[..rng.random_range(1..invite.len() - 60)].to_vec(),
+            ),
+            2 => (sip, invite.as_bytes().to_vec()),
+            kind => {
+                let port = rng.random_range(low..=high);
+                let mut rtp = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                rng.fill(&mut rtp[2..12]);
+                match kind {
+                    3 => rtp.extend((0..160).map(|_| rng.random::<u8>())),
+                    4 => {
+                        rtp[1] = 101;
+                        rtp.extend([rng.random_range(0..16), 0x8a, 0x03, 0x20]);
+                    }
+                    _ => {
+                        rtp = (0..rng.random_range(1..200))
+                            .map(|_| rng.random())
+                            .collect()
+                    }
+                }
+                (SocketAddr::from(([127, 0, 0, 1], port)), rtp)
+            }
+        };
+        let _ = socket.send_to(&datagram, to);
+        sent += 1;
+        // Paced to the rate, not bursty: the flood is bounded in rate as well as in time.
+        let due = started + Duration::from_secs_f64(sent as f64 / f64::from(per_second));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    sent
+}
+
+/// `(digits, secret digits)` hotdesk logged for the call `call_id`.
+fn keys_logged(server: &Hotdesk, call_id: &str) -> (String, usize) {
+    let of_call = |m: &str| {
+        server
+            .messages(m)
+            .into_iter()
+            .filter(|v| peers::call_id_of(v).as_deref() == Some(call_id))
+            .collect::<Vec<_>>()
+    };
+    let digits = of_call("digit")
+        .iter()
+        .map(|v| v["fields"]["digit"].as_str().unwrap_or("?").to_string())
+        .collect();
+    (digits, of_call("secret digit").len())
+}
+
+#[test]
+fn a_flood_of_malformed_datagrams_leaves_the_calls_unaffected() {
+    let w = World::new("flood", &[&ANN, &BOB], |_| {});
+    let stop = AtomicBool::new(false);
+    let (sent, calls) = std::thread::scope(|s| {
+        let flooder = s.spawn(|| flood(&w, &stop, 2000));
+        let calls = [
+            ("rfc4733", "5401", &ANN, DtmfMode::Rfc4733),
+            ("inband", "5402", &BOB, DtmfMode::Inband),
+        ]
+        .map(|(label, desk, user, mode)| {
+            let keys = format!("{}#{}#", user.ext, user.pin);
+            (
+                w.dial_ended_by_hotdesk(label, "*88", desk, &keys, mode),
+                user,
+            )
+        });
+        stop.store(true, Ordering::Relaxed);
+        (flooder.join().unwrap(), calls)
+    });
+    println!("flood: {sent} malformed datagrams during the two calls");
+    assert!(sent > 5000, "the flood sent only {sent}");
+    for (call, user) in &calls {
+        let (digits, secret) = keys_logged(&w.server, &call.call_id);
+        assert_eq!(digits, format!("{}#", user.ext), "{}", w.context());
+        assert_eq!(
+            secret,
+            user.pin.len() + 1,
+            "PIN keys and #\n{}",
+            w.context()
+        );
+    }
+    for (from, (call, user)) in calls.iter().enumerate() {
+        let hook = w.expect_report(from, "login during the flood", |h| {
+            h.field("call_id") == Some(call.call_id.as_str())
+        });
+        assert_eq!(
+            (hook.event(), hook.field("user")),
+            ("login", Some(user.ext))
+        );
+    }
+    assert_eq!(w.hooks.reports().len(), 2, "{}", w.hooks.describe());
+    // The flood reached the calls' own RTP ports, and was dropped there.
+    for over in w.server.messages("call over") {
+        let stats = over["fields"]["stats"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let foreign = stats
+            .split("foreign: ")
+            .nth(1)
+            .and_then(|t| t.split([',', ' ']).next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(foreign.is_some_and(|n| n > 0), "{stats}");
+    }
+    assert!(w.api.get("/healthz").status == 200);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ use crate::prompts::loader::{Player, PromptCache};
 use crate::prompts::{PromptError, Sequence};
 use crate::rtp::packet;
 use crate::rtp::session::{ReceiverConfig, RtpReceiver, RtpSender, SenderConfig};
+use crate::rtp::source::SourceFilter;
 use crate::rtp::telephone_event::{ReceiverOutput, TelephoneEventReceiver};
 use crate::sip::sdp::{Codec, Negotiated};
 
@@ -59,6 +60,8 @@ pub struct MediaStats {
     pub received: u64,
     /// Datagrams that did not parse, or carried a payload type not negotiated.
     pub rejected: u64,
+    /// RTP from an address other than the caller's (see [`SourceFilter`]), dropped.
+    pub foreign: u64,
     /// Audio samples run through the in-band detector (the detector's load).
     pub detected_samples: u64,
 }
@@ -73,6 +76,8 @@ pub struct MediaSession {
     language: String,
     cache: Arc<PromptCache>,
     remote: SocketAddr,
+    /// Which source the caller's RTP is taken from.
+    source: SourceFilter,
     sender: RtpSender,
     receiver: RtpReceiver,
     events: Option<TelephoneEventReceiver>,
@@ -143,6 +148,7 @@ impl MediaSession {
             language: language.to_owned(),
             cache,
             remote: negotiated.remote,
+            source: SourceFilter::new(negotiated.remote),
             sender,
             receiver: RtpReceiver::new(ReceiverConfig::default()),
             events,
@@ -166,6 +172,7 @@ impl MediaSession {
     /// A re-INVITE moved the caller's media (hold/resume, new address).
     pub fn set_remote(&mut self, remote: SocketAddr) {
         self.remote = remote;
+        self.source.resignal(remote);
     }
 
     /// Counters so far.
@@ -213,6 +220,10 @@ impl MediaSession {
         let pt = pkt.header.payload_type;
         if pt != self.codec_pt && Some(pt) != self.event_pt {
             self.stats.rejected += 1;
+            return;
+        }
+        if !self.source.accept(source, pkt.header.sequence_number) {
+            self.stats.foreign += 1;
             return;
         }
         self.stats.received += 1;

@@ -9,6 +9,7 @@ pub mod dtmf_stream;
 pub mod packet;
 pub mod pcap;
 pub mod session;
+pub mod source;
 pub mod telephone_event;
 
 pub use packet::{Packet, PacketError};
