@@ -385,9 +385,15 @@ impl Via {
     /// Parses one via-parm (`SIP/2.0/UDP host:port;branch=…`).
     pub fn parse(raw: &str) -> Option<Via> {
         let raw = raw.trim();
-        let (protocol, rest) = raw.split_once([' ', '\t'])?;
-        let mut parts = protocol.split('/').map(str::trim);
-        let (name, version, transport) = (parts.next()?, parts.next()?, parts.next()?);
+        // sent-protocol is three tokens joined by SLASH, and SLASH = SWS "/" SWS (§25.1), so
+        // whitespace may sit around each '/' (RFC 4475 §3.1.1.1: "SIP  /   2.0 /UDP"); LWS then
+        // separates the transport from sent-by.
+        let (name, rest) = raw.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        let rest = rest.trim_start();
+        let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+        let (transport, rest) = rest.split_at(end);
+        let (name, version) = (name.trim(), version.trim());
         if !name.eq_ignore_ascii_case("SIP")
             || version != "2.0"
             || transport.is_empty()
@@ -903,6 +909,28 @@ struct Framed<'a> {
     body: &'a [u8],
 }
 
+/// §25.1: a header holds no control characters but HTAB, except escaped in a quoted string
+/// (`quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)`): RFC 4475 §3.1.1.2 puts `\` BEL, `\` NUL
+/// and `\` DEL in a display name.
+fn has_stray_control(line: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+            if c == '\r' || c == '\n' || (c.is_control() && !c.is_ascii()) {
+                return true;
+            }
+        } else if c.is_control() && c != '\t' {
+            return true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == '\\' && quoted {
+            escaped = true;
+        }
+    }
+    false
+}
+
 /// Splits the datagram (RFC 3261 §7, §7.3.1 folding, §7.5 leading CRLFs, §18.3 framing).
 fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     // §7.5: CRLFs before the start line are ignored (and a datagram of only CRLFs is a
@@ -929,12 +957,6 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
         let text = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8 {
             line: lines.len() + 1,
         })?;
-        // §25.1: no control characters but HTAB anywhere in the start line or headers.
-        if text.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ParseError::MalformedHeader {
-                line: lines.len() + 1,
-            });
-        }
         lines.push(text);
         pos = next;
     }
@@ -942,6 +964,10 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     let body = body_start.map_or(&data[data.len()..], |s| &data[s..]);
 
     let (start, header_lines) = lines.split_first().ok_or(ParseError::Empty)?;
+    // No quoted strings in a start line, so no quoted-pair either.
+    if start.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ParseError::MalformedHeader { line: 1 });
+    }
     let mut unfolded: Vec<(usize, String)> = Vec::new();
     for (i, line) in header_lines.iter().enumerate() {
         let number = i + 2;
@@ -960,6 +986,10 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     }
     let mut headers = Headers::default();
     for (number, line) in unfolded {
+        // After unfolding, so a quoted string folded across lines is read whole.
+        if has_stray_control(&line) {
+            return Err(ParseError::MalformedHeader { line: number });
+        }
         let (name, value) = line
             .split_once(':')
             .ok_or(ParseError::MalformedHeader { line: number })?;
@@ -1066,7 +1096,11 @@ pub fn parse(datagram: &[u8]) -> Result<SipMessage, ParseError> {
         .ok_or(ParseError::MissingHeader {
             header: "Max-Forwards",
         })?;
-    if mf.is_empty() || mf.len() > 3 || !mf.bytes().all(|b| b.is_ascii_digit()) {
+    // 1*DIGIT: leading zeros are legal (RFC 4475 §3.1.1.1 sends "0068") and do not count.
+    if mf.is_empty()
+        || !mf.bytes().all(|b| b.is_ascii_digit())
+        || mf.trim_start_matches('0').len() > 3
+    {
         return Err(ParseError::BadHeader {
             header: "Max-Forwards",
             value: excerpt(mf),
