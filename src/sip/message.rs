@@ -474,6 +474,11 @@ impl NameAddr {
     /// Parses the first entry of a From/To/Contact/P-Asserted-Identity value.
     pub fn parse(value: &str) -> Option<NameAddr> {
         let value = value.trim();
+        // Without its closing quote a display name swallows the URI (RFC 4475 §3.1.2.6:
+        // `To: "Mr. J. User <sip:j.user@example.com>`); no reading of that is safe.
+        if has_open_quote(value) {
+            return None;
+        }
         let (display, uri, params) = match find_unquoted(value, '<') {
             Some(lt) => {
                 let gt = lt + value[lt..].find('>')?;
@@ -512,6 +517,21 @@ impl NameAddr {
     pub fn user(&self) -> Option<String> {
         uri_user(&self.uri)
     }
+}
+
+/// Whether a quoted string in `s` is never closed.
+fn has_open_quote(s: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for ch in s.chars() {
+        if escaped {
+            escaped = false;
+        } else if quoted && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            quoted = !quoted;
+        }
+    }
+    quoted
 }
 
 /// Byte index of the first `c` outside a quoted string.
