@@ -1210,7 +1210,9 @@ fn check_common(headers: &Headers) -> Result<CSeq, ParseError> {
 
 /// A `400 Bad Request` for a datagram [`parse`] refused, when enough of it is readable to
 /// address one (a request, not ACK, with Via, From, To, Call-ID and CSeq lines): the reason
-/// phrase and a `Warning: 399` carry the parse error. `None` means: drop it silently.
+/// phrase and a `Warning: 399` carry the parse error. A version other than SIP/2.0 gets
+/// `505 Version Not Supported` instead (§21.5.6, RFC 4475 §3.1.2.16). `None` means: drop it
+/// silently.
 pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<Response> {
     let framed = frame(datagram).ok()?;
     if framed.start.starts_with("SIP/") || framed.start.starts_with("ACK ") {
@@ -1219,7 +1221,10 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
     for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
         framed.headers.get(h)?;
     }
-    let reason = format!("Bad Request ({error})");
+    let (code, reason) = match error {
+        ParseError::BadVersion { .. } => (505, format!("Version Not Supported ({error})")),
+        _ => (400, format!("Bad Request ({error})")),
+    };
     let request = Request {
         method: Method::Extension("UNKNOWN".into()),
         uri: String::new(),
@@ -1227,7 +1232,7 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
         body: Bytes::new(),
     };
     let warning = format!("399 {agent} \"{error}\"");
-    Some(response_to(&request, 400, &reason).with_header("Warning", &warning))
+    Some(response_to(&request, code, &reason).with_header("Warning", &warning))
 }
 
 #[cfg(test)]
