@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipnet::IpNet;
 
-use super::message::{self, Method, Request, Response, SipMessage, new_tag, response_to};
+use super::message::{
+    self, Method, Request, Response, SipMessage, new_tag, response_to, split_header_list,
+};
 use super::transaction::{
     Incoming, ResponseMatch, Side, Timers, TransactionEvent, TransactionKey, TransactionLayer,
 };
@@ -308,9 +310,16 @@ impl Endpoint {
         request: Request,
     ) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
+        if request.method == Method::Cancel {
+            self.cancel(now, &key, &request);
+            return;
+        }
+        if let Some(refusal) = self.inspect(&request, self.calls.contains_key(&call_id)) {
+            self.respond(now, &key, &refusal);
+            return;
+        }
         let in_dialog = request.to_tag().is_some();
         match &request.method {
-            Method::Cancel => self.cancel(now, &key, &request),
             Method::Options if !in_dialog => {
                 let response = if self.draining {
                     self.reply(&request, 503, "Service Unavailable")
@@ -330,30 +339,61 @@ impl Endpoint {
                     request,
                 });
             }
-            Method::Bye
-            | Method::Info
-            | Method::Invite
-            | Method::Options
-            | Method::Update
-            | Method::Prack
-            | Method::Notify
-            | Method::Refer => {
+            // Only the methods `inspect` lets through outside a call get here.
+            _ => {
                 let response = self.reply(&request, 481, "Call/Transaction Does Not Exist");
                 self.respond(now, &key, &response);
             }
-            Method::Extension(_) => {
-                let response = self
-                    .reply(&request, 501, "Not Implemented")
-                    .with_header("Allow", ALLOW);
-                self.respond(now, &key, &response);
-            }
-            _ => {
-                let response = self
-                    .reply(&request, 405, "Method Not Allowed")
-                    .with_header("Allow", ALLOW);
-                self.respond(now, &key, &response);
-            }
         }
+    }
+
+    /// RFC 3261 §8.2.1 then §8.2.2, before anything acts on a request: a method nothing here
+    /// serves (501 unknown, 405 known, both with Allow), a Request-URI scheme we cannot route
+    /// (416, RFC 4475 §3.3.2 and §3.3.3), option tags in Require, all of which we lack (420
+    /// listing them in Unsupported, RFC 4475 §3.3.5; Proxy-Require is for proxies). A call's
+    /// own requests reach the call whatever their method.
+    fn inspect(&self, request: &Request, in_call: bool) -> Option<Response> {
+        let served = in_call
+            || matches!(
+                request.method,
+                Method::Invite
+                    | Method::Options
+                    | Method::Bye
+                    | Method::Info
+                    | Method::Update
+                    | Method::Prack
+                    | Method::Notify
+                    | Method::Refer
+            );
+        if !served {
+            let (code, reason) = match request.method {
+                Method::Extension(_) => (501, "Not Implemented"),
+                _ => (405, "Method Not Allowed"),
+            };
+            return Some(
+                self.reply(request, code, reason)
+                    .with_header("Allow", ALLOW),
+            );
+        }
+        let scheme = request.uri.split_once(':').map_or("", |(s, _)| s);
+        if !["sip", "sips", "tel"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            return Some(self.reply(request, 416, "Unsupported URI Scheme"));
+        }
+        let required: Vec<&str> = request
+            .headers
+            .get_all("Require")
+            .flat_map(split_header_list)
+            .collect();
+        if !required.is_empty() {
+            return Some(
+                self.reply(request, 420, "Bad Extension")
+                    .with_header("Unsupported", &required.join(", ")),
+            );
+        }
+        None
     }
 
     fn invite(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
