@@ -3,8 +3,10 @@
 //! It owns the [`TransactionLayer`] and decides, before any call exists, what the server says
 //! to a request (`contract.md` §3): 403 for an untrusted source, 503 + Retry-After over
 //! capacity or while draining, 404 for a number nobody answers, 481 for a dialog we do not
-//! know, 200/503 to OPTIONS, 200 + 487 for a CANCEL, 405/501 for methods we do not serve, and
-//! a 400 with the reason for what does not parse. What belongs to a call (a new INVITE to
+//! know, 200/503 to OPTIONS, 200 + 487 for a CANCEL, 405/501 for methods we do not serve, 416
+//! for a Request-URI scheme we cannot route, 420 for a Require we lack, 415/406 for an INVITE
+//! whose offer is not SDP or whose caller does not accept SDP, and a 400 (505 for another SIP
+//! version) with the reason for what does not parse. What belongs to a call (a new INVITE to
 //! answer, in-dialog requests, ACKs, responses to the call's own requests) comes out as an
 //! [`EndpointEvent`] tagged with the Call-ID; the runtime hands it to that call's task and
 //! brings the call's answer back through [`Endpoint::respond`] / [`Endpoint::send_request`].
@@ -421,6 +423,10 @@ impl Endpoint {
             self.respond(now, &key, &response);
             return;
         }
+        if let Some(refusal) = self.refuse_content(&request) {
+            self.respond(now, &key, &refusal);
+            return;
+        }
         let service = request.request_user().unwrap_or_default();
         if !self.settings.services.contains(&service) {
             tracing::info!(call_id, service, "INVITE for an unknown number");
@@ -440,6 +446,52 @@ impl Endpoint {
             source,
             service,
         });
+    }
+
+    /// §8.2.3 and §21.4.7 for an INVITE that would start a call: the offer must be SDP (else
+    /// 415 with Accept, RFC 4475 §3.3.6) and the caller must accept the SDP our answer carries
+    /// (else 406 with a Warning, RFC 4475 §3.3.15).
+    fn refuse_content(&self, invite: &Request) -> Option<Response> {
+        let media = |value: &str| {
+            let media = value.split(';').next().unwrap_or_default();
+            media.trim().to_ascii_lowercase()
+        };
+        if !invite.body.is_empty()
+            && invite
+                .headers
+                .get("Content-Type")
+                .is_some_and(|ct| media(ct) != "application/sdp")
+        {
+            return Some(
+                self.reply(invite, 415, "Unsupported Media Type")
+                    .with_header("Accept", "application/sdp"),
+            );
+        }
+        // No Accept means application/sdp (§20.1). An empty one would mean no body at all, but
+        // no call can be answered without SDP, so it is read as no preference rather than
+        // refusing every such caller.
+        let accepted: Vec<&str> = invite
+            .headers
+            .get_all("Accept")
+            .flat_map(split_header_list)
+            .collect();
+        let takes_sdp = |t: &&str| {
+            matches!(
+                media(t).as_str(),
+                "application/sdp" | "application/*" | "*/*"
+            )
+        };
+        if !accepted.is_empty() && !accepted.iter().any(takes_sdp) {
+            let warning = format!(
+                "399 {} \"the answer is application/sdp, which Accept leaves out\"",
+                self.settings.agent
+            );
+            return Some(
+                self.reply(invite, 406, "Not Acceptable")
+                    .with_header("Warning", &warning),
+            );
+        }
+        None
     }
 
     /// §9.2: 200 to the CANCEL; if the INVITE has no final response yet, 487 to it and the
