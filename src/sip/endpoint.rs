@@ -3,8 +3,10 @@
 //! It owns the [`TransactionLayer`] and decides, before any call exists, what the server says
 //! to a request (`contract.md` §3): 403 for an untrusted source, 503 + Retry-After over
 //! capacity or while draining, 404 for a number nobody answers, 481 for a dialog we do not
-//! know, 200/503 to OPTIONS, 200 + 487 for a CANCEL, 405/501 for methods we do not serve, and
-//! a 400 with the reason for what does not parse. What belongs to a call (a new INVITE to
+//! know, 200/503 to OPTIONS, 200 + 487 for a CANCEL, 405/501 for methods we do not serve, 416
+//! for a Request-URI scheme we cannot route, 420 for a Require we lack, 415/406 for an INVITE
+//! whose offer is not SDP or whose caller does not accept SDP, and a 400 (505 for another SIP
+//! version) with the reason for what does not parse. What belongs to a call (a new INVITE to
 //! answer, in-dialog requests, ACKs, responses to the call's own requests) comes out as an
 //! [`EndpointEvent`] tagged with the Call-ID; the runtime hands it to that call's task and
 //! brings the call's answer back through [`Endpoint::respond`] / [`Endpoint::send_request`].
@@ -16,7 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipnet::IpNet;
 
-use super::message::{self, Method, Request, Response, SipMessage, new_tag, response_to};
+use super::message::{
+    self, Method, Request, Response, SipMessage, new_tag, response_to, split_header_list,
+};
 use super::transaction::{
     Incoming, ResponseMatch, Side, Timers, TransactionEvent, TransactionKey, TransactionLayer,
 };
@@ -323,9 +327,16 @@ impl Endpoint {
         request: Request,
     ) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
+        if request.method == Method::Cancel {
+            self.cancel(now, &key, &request);
+            return;
+        }
+        if let Some(refusal) = self.inspect(&request, self.calls.contains_key(&call_id)) {
+            self.respond(now, &key, &refusal);
+            return;
+        }
         let in_dialog = request.to_tag().is_some();
         match &request.method {
-            Method::Cancel => self.cancel(now, &key, &request),
             Method::Options if !in_dialog => {
                 let response = if self.draining || self.unavailable.is_some() {
                     self.reply(&request, 503, "Service Unavailable")
@@ -345,30 +356,61 @@ impl Endpoint {
                     request,
                 });
             }
-            Method::Bye
-            | Method::Info
-            | Method::Invite
-            | Method::Options
-            | Method::Update
-            | Method::Prack
-            | Method::Notify
-            | Method::Refer => {
+            // Only the methods `inspect` lets through outside a call get here.
+            _ => {
                 let response = self.reply(&request, 481, "Call/Transaction Does Not Exist");
                 self.respond(now, &key, &response);
             }
-            Method::Extension(_) => {
-                let response = self
-                    .reply(&request, 501, "Not Implemented")
-                    .with_header("Allow", ALLOW);
-                self.respond(now, &key, &response);
-            }
-            _ => {
-                let response = self
-                    .reply(&request, 405, "Method Not Allowed")
-                    .with_header("Allow", ALLOW);
-                self.respond(now, &key, &response);
-            }
         }
+    }
+
+    /// RFC 3261 §8.2.1 then §8.2.2, before anything acts on a request: a method nothing here
+    /// serves (501 unknown, 405 known, both with Allow), a Request-URI scheme we cannot route
+    /// (416, RFC 4475 §3.3.2 and §3.3.3), option tags in Require, all of which we lack (420
+    /// listing them in Unsupported, RFC 4475 §3.3.5; Proxy-Require is for proxies). A call's
+    /// own requests reach the call whatever their method.
+    fn inspect(&self, request: &Request, in_call: bool) -> Option<Response> {
+        let served = in_call
+            || matches!(
+                request.method,
+                Method::Invite
+                    | Method::Options
+                    | Method::Bye
+                    | Method::Info
+                    | Method::Update
+                    | Method::Prack
+                    | Method::Notify
+                    | Method::Refer
+            );
+        if !served {
+            let (code, reason) = match request.method {
+                Method::Extension(_) => (501, "Not Implemented"),
+                _ => (405, "Method Not Allowed"),
+            };
+            return Some(
+                self.reply(request, code, reason)
+                    .with_header("Allow", ALLOW),
+            );
+        }
+        let scheme = request.uri.split_once(':').map_or("", |(s, _)| s);
+        if !["sip", "sips", "tel"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            return Some(self.reply(request, 416, "Unsupported URI Scheme"));
+        }
+        let required: Vec<&str> = request
+            .headers
+            .get_all("Require")
+            .flat_map(split_header_list)
+            .collect();
+        if !required.is_empty() {
+            return Some(
+                self.reply(request, 420, "Bad Extension")
+                    .with_header("Unsupported", &required.join(", ")),
+            );
+        }
+        None
     }
 
     fn invite(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
@@ -396,6 +438,10 @@ impl Endpoint {
             self.respond(now, &key, &response);
             return;
         }
+        if let Some(refusal) = self.refuse_content(&request) {
+            self.respond(now, &key, &refusal);
+            return;
+        }
         let service = request.request_user().unwrap_or_default();
         if !self.settings.services.contains(&service) {
             tracing::info!(call_id, service, "INVITE for an unknown number");
@@ -415,6 +461,52 @@ impl Endpoint {
             source,
             service,
         });
+    }
+
+    /// §8.2.3 and §21.4.7 for an INVITE that would start a call: the offer must be SDP (else
+    /// 415 with Accept, RFC 4475 §3.3.6) and the caller must accept the SDP our answer carries
+    /// (else 406 with a Warning, RFC 4475 §3.3.15).
+    fn refuse_content(&self, invite: &Request) -> Option<Response> {
+        let media = |value: &str| {
+            let media = value.split(';').next().unwrap_or_default();
+            media.trim().to_ascii_lowercase()
+        };
+        if !invite.body.is_empty()
+            && invite
+                .headers
+                .get("Content-Type")
+                .is_some_and(|ct| media(ct) != "application/sdp")
+        {
+            return Some(
+                self.reply(invite, 415, "Unsupported Media Type")
+                    .with_header("Accept", "application/sdp"),
+            );
+        }
+        // No Accept means application/sdp (§20.1). An empty one would mean no body at all, but
+        // no call can be answered without SDP, so it is read as no preference rather than
+        // refusing every such caller.
+        let accepted: Vec<&str> = invite
+            .headers
+            .get_all("Accept")
+            .flat_map(split_header_list)
+            .collect();
+        let takes_sdp = |t: &&str| {
+            matches!(
+                media(t).as_str(),
+                "application/sdp" | "application/*" | "*/*"
+            )
+        };
+        if !accepted.is_empty() && !accepted.iter().any(takes_sdp) {
+            let warning = format!(
+                "399 {} \"the answer is application/sdp, which Accept leaves out\"",
+                self.settings.agent
+            );
+            return Some(
+                self.reply(invite, 406, "Not Acceptable")
+                    .with_header("Warning", &warning),
+            );
+        }
+        None
     }
 
     /// §9.2: 200 to the CANCEL; if the INVITE has no final response yet, 487 to it and the

@@ -385,9 +385,15 @@ impl Via {
     /// Parses one via-parm (`SIP/2.0/UDP host:port;branch=…`).
     pub fn parse(raw: &str) -> Option<Via> {
         let raw = raw.trim();
-        let (protocol, rest) = raw.split_once([' ', '\t'])?;
-        let mut parts = protocol.split('/').map(str::trim);
-        let (name, version, transport) = (parts.next()?, parts.next()?, parts.next()?);
+        // sent-protocol is three tokens joined by SLASH, and SLASH = SWS "/" SWS (§25.1), so
+        // whitespace may sit around each '/' (RFC 4475 §3.1.1.1: "SIP  /   2.0 /UDP"); LWS then
+        // separates the transport from sent-by.
+        let (name, rest) = raw.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        let rest = rest.trim_start();
+        let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+        let (transport, rest) = rest.split_at(end);
+        let (name, version) = (name.trim(), version.trim());
         if !name.eq_ignore_ascii_case("SIP")
             || version != "2.0"
             || transport.is_empty()
@@ -468,6 +474,11 @@ impl NameAddr {
     /// Parses the first entry of a From/To/Contact/P-Asserted-Identity value.
     pub fn parse(value: &str) -> Option<NameAddr> {
         let value = value.trim();
+        // Without its closing quote a display name swallows the URI (RFC 4475 §3.1.2.6:
+        // `To: "Mr. J. User <sip:j.user@example.com>`); no reading of that is safe.
+        if has_open_quote(value) {
+            return None;
+        }
         let (display, uri, params) = match find_unquoted(value, '<') {
             Some(lt) => {
                 let gt = lt + value[lt..].find('>')?;
@@ -506,6 +517,21 @@ impl NameAddr {
     pub fn user(&self) -> Option<String> {
         uri_user(&self.uri)
     }
+}
+
+/// Whether a quoted string in `s` is never closed.
+fn has_open_quote(s: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for ch in s.chars() {
+        if escaped {
+            escaped = false;
+        } else if quoted && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            quoted = !quoted;
+        }
+    }
+    quoted
 }
 
 /// Byte index of the first `c` outside a quoted string.
@@ -903,6 +929,28 @@ struct Framed<'a> {
     body: &'a [u8],
 }
 
+/// §25.1: a header holds no control characters but HTAB, except escaped in a quoted string
+/// (`quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)`): RFC 4475 §3.1.1.2 puts `\` BEL, `\` NUL
+/// and `\` DEL in a display name.
+fn has_stray_control(line: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+            if c == '\r' || c == '\n' || (c.is_control() && !c.is_ascii()) {
+                return true;
+            }
+        } else if c.is_control() && c != '\t' {
+            return true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == '\\' && quoted {
+            escaped = true;
+        }
+    }
+    false
+}
+
 /// Splits the datagram (RFC 3261 §7, §7.3.1 folding, §7.5 leading CRLFs, §18.3 framing).
 fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     // §7.5: CRLFs before the start line are ignored (and a datagram of only CRLFs is a
@@ -929,12 +977,6 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
         let text = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8 {
             line: lines.len() + 1,
         })?;
-        // §25.1: no control characters but HTAB anywhere in the start line or headers.
-        if text.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ParseError::MalformedHeader {
-                line: lines.len() + 1,
-            });
-        }
         lines.push(text);
         pos = next;
     }
@@ -942,6 +984,10 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     let body = body_start.map_or(&data[data.len()..], |s| &data[s..]);
 
     let (start, header_lines) = lines.split_first().ok_or(ParseError::Empty)?;
+    // No quoted strings in a start line, so no quoted-pair either.
+    if start.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ParseError::MalformedHeader { line: 1 });
+    }
     let mut unfolded: Vec<(usize, String)> = Vec::new();
     for (i, line) in header_lines.iter().enumerate() {
         let number = i + 2;
@@ -960,6 +1006,10 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     }
     let mut headers = Headers::default();
     for (number, line) in unfolded {
+        // After unfolding, so a quoted string folded across lines is read whole.
+        if has_stray_control(&line) {
+            return Err(ParseError::MalformedHeader { line: number });
+        }
         let (name, value) = line
             .split_once(':')
             .ok_or(ParseError::MalformedHeader { line: number })?;
@@ -1066,7 +1116,11 @@ pub fn parse(datagram: &[u8]) -> Result<SipMessage, ParseError> {
         .ok_or(ParseError::MissingHeader {
             header: "Max-Forwards",
         })?;
-    if mf.is_empty() || mf.len() > 3 || !mf.bytes().all(|b| b.is_ascii_digit()) {
+    // 1*DIGIT: leading zeros are legal (RFC 4475 §3.1.1.1 sends "0068") and do not count.
+    if mf.is_empty()
+        || !mf.bytes().all(|b| b.is_ascii_digit())
+        || mf.trim_start_matches('0').len() > 3
+    {
         return Err(ParseError::BadHeader {
             header: "Max-Forwards",
             value: excerpt(mf),
@@ -1156,7 +1210,9 @@ fn check_common(headers: &Headers) -> Result<CSeq, ParseError> {
 
 /// A `400 Bad Request` for a datagram [`parse`] refused, when enough of it is readable to
 /// address one (a request, not ACK, with Via, From, To, Call-ID and CSeq lines): the reason
-/// phrase and a `Warning: 399` carry the parse error. `None` means: drop it silently.
+/// phrase and a `Warning: 399` carry the parse error. A version other than SIP/2.0 gets
+/// `505 Version Not Supported` instead (§21.5.6, RFC 4475 §3.1.2.16). `None` means: drop it
+/// silently.
 pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<Response> {
     let framed = frame(datagram).ok()?;
     if framed.start.starts_with("SIP/") || framed.start.starts_with("ACK ") {
@@ -1179,7 +1235,10 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
     for h in ["From", "To", "Call-ID", "CSeq"] {
         headers.push(h, present(h)?);
     }
-    let reason = format!("Bad Request ({error})");
+    let (code, reason) = match error {
+        ParseError::BadVersion { .. } => (505, format!("Version Not Supported ({error})")),
+        _ => (400, format!("Bad Request ({error})")),
+    };
     let request = Request {
         method: Method::Extension("UNKNOWN".into()),
         uri: String::new(),
@@ -1189,7 +1248,7 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
     // The warn-text is a quoted-string (RFC 3261 §20.43): the error's own quotes are escaped.
     let text = error.to_string().replace('\\', "\\\\").replace('"', "\\\"");
     let warning = format!("399 {agent} \"{text}\"");
-    Some(response_to(&request, 400, &reason).with_header("Warning", &warning))
+    Some(response_to(&request, code, &reason).with_header("Warning", &warning))
 }
 
 #[cfg(test)]

@@ -222,9 +222,12 @@ impl TransactionKey {
         let via = request.top_via()?;
         let sent_by = via.sent_by.to_ascii_lowercase();
         let branch = match via.branch {
-            Some(b) if b.starts_with(MAGIC_COOKIE) => b,
-            // RFC 2543 peers: the fields §17.2.3 falls back to, minus the To tag (which the ACK
-            // for a non-2xx carries and the INVITE did not).
+            // A bare cookie promises a unique branch but holds none (RFC 4475 §3.2.1): keyed
+            // on it, every such request from one sent-by would look like a retransmission of
+            // the first.
+            Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => b,
+            // RFC 2543 peers (and the bare cookie): the fields §17.2.3 falls back to, minus the
+            // To tag (which the ACK for a non-2xx carries and the INVITE did not).
             _ => {
                 let cseq = request.cseq()?;
                 format!(
