@@ -3,7 +3,7 @@
 //! closed port, and across a restart of the task and the store.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ type Decide = Arc<dyn Fn(&Report, u32) -> u16 + Send + Sync>;
 struct Receiver {
     inbox: Arc<Mutex<Inbox>>,
     decide: Decide,
+    /// How long the receiver takes before it answers, in ms (a slow receiver).
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -71,6 +73,8 @@ impl Receiver {
 }
 
 async fn handle(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = rx.delay_ms.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     let header = |name: &str| {
         headers
             .get(name)
@@ -107,6 +111,7 @@ async fn receiver_on(listener: TcpListener, decide: Decide) -> Receiver {
     let rx = Receiver {
         inbox: Arc::default(),
         decide,
+        delay_ms: Arc::default(),
     };
     let app = axum::Router::new()
         .route("/hotdesk", axum::routing::post(handle))
@@ -254,6 +259,39 @@ async fn server_errors_are_retried_until_everything_arrives_in_order() {
     assert_eq!(by_device(&rx.accepted()), by_device(&expected));
     assert!(rx.bad().is_empty(), "{:?}", rx.bad());
     assert_eq!(d.queue_depth().await.unwrap(), 0);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_lets_the_queue_grow_then_gets_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    let (rx, url) = receiver(always(204)).await;
+    // Slower than the 5 s request timeout: every request times out on hotdesk's side.
+    rx.delay_ms.store(6_000, Ordering::Relaxed);
+    let (_stop, stopped) = shutdown();
+    let task = delivery(&d, &url).spawn(stopped);
+    make_events(&d).await;
+    let expected = d.events_after(None, 100).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    // Nothing acknowledged yet: the whole log is queued.
+    assert_eq!(d.queue_depth().await.unwrap(), expected.len() as u64);
+    rx.delay_ms.store(0, Ordering::Relaxed);
+    wait_for("all reports", || unique(&rx.accepted()) == expected.len()).await;
+    // The timed-out request may have been taken by the receiver after hotdesk gave up on it
+    // (at-least-once; the report id tells duplicates), but each device's order holds.
+    assert_eq!(by_device(&rx.accepted()), by_device(&expected));
+    assert!(rx.bad().is_empty(), "{:?}", rx.bad());
+    // Acknowledged reports are marked delivered just after the receiver's answer.
+    let mut depth = d.queue_depth().await.unwrap();
+    for _ in 0..100 {
+        if depth == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        depth = d.queue_depth().await.unwrap();
+    }
+    assert_eq!(depth, 0);
     task.abort();
 }
 
