@@ -213,16 +213,17 @@ impl World {
         )
     }
 
-    /// sipp (`uac_pcap.xml`) as desk phone `caller` dials `service`, keying `keys` on `mode`
-    /// from [`LEAD`] after the ACK; runs the call to its end.
-    fn dial(
+    /// sipp (`uac_pcap.xml`) on peer ports `peer`, set up as desk phone `caller` dialling
+    /// `service` and keying `keys` on `mode` from [`LEAD`] after the ACK.
+    fn phone_calling(
         &self,
         label: &str,
+        peer: u16,
         service: &str,
         caller: &str,
         keys: &str,
         mode: DtmfMode,
-    ) -> CallRun {
+    ) -> Sipp {
         let pcap = self.path().join(format!("{label}.pcap"));
         write_dtmf_pcap(
             &pcap,
@@ -238,13 +239,12 @@ impl World {
             },
         )
         .expect("writing the caller's pcap");
-        let reference = SystemTime::now();
-        let sipp = Sipp::new(
+        Sipp::new(
             label,
             self.path(),
             "uac_pcap.xml",
-            self.ports.peer_sip(0),
-            self.ports.peer_media(0),
+            self.ports.peer_sip(peer),
+            self.ports.peer_media(peer),
         )
         .args([
             "-s",
@@ -257,7 +257,22 @@ impl World {
         ])
         .set("caller", caller)
         .set("fmts", "0 101")
-        .run(Some(self.server.sip), SIPP_TIMEOUT);
+    }
+
+    /// sipp (`uac_pcap.xml`) as desk phone `caller` dials `service`, keying `keys` on `mode`
+    /// from [`LEAD`] after the ACK; runs the call to its end.
+    fn dial(
+        &self,
+        label: &str,
+        service: &str,
+        caller: &str,
+        keys: &str,
+        mode: DtmfMode,
+    ) -> CallRun {
+        let reference = SystemTime::now();
+        let sipp = self
+            .phone_calling(label, 0, service, caller, keys, mode)
+            .run(Some(self.server.sip), SIPP_TIMEOUT);
         let call_id = peers::connected_call_id(&sipp.log).unwrap_or_else(|| {
             panic!(
                 "{label}: sipp logged no CONNECTED line\n{}\n{}",
@@ -1852,5 +1867,89 @@ fn a_read_only_store_stops_the_start_with_a_clear_error() {
     assert!(
         stderr.contains("cannot open") && stderr.contains("read-only"),
         "the error should say the store is on a read-only file system:\n{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: SIGKILL while calls are logging in.
+
+#[test]
+fn a_kill_during_logins_loses_no_report_and_leaves_the_desks_consistent() {
+    let mut w = World::new("kill_under_load", &[&ANN, &BOB], |_| {});
+    // Four desks log in at once (Ann twice: her second desk releases the first).
+    let calls: Vec<_> = [
+        ("5401", &ANN),
+        ("5402", &BOB),
+        ("5403", &ANN),
+        ("5404", &BOB),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(peer, (desk, user))| {
+        let keys = format!("{}#{}#", user.ext, user.pin);
+        let label = format!("desk{desk}");
+        let sipp = w.phone_calling(&label, peer as u16, "*88", desk, &keys, DtmfMode::Rfc4733);
+        std::thread::sleep(Duration::from_millis(150 * peer as u64));
+        sipp.spawn(Some(w.server.sip))
+    })
+    .collect();
+    // Killed once the first logins are reported and others are still in flight.
+    let first = w
+        .hooks
+        .wait_until(Duration::from_secs(15), |h| h.len() >= 2);
+    assert!(
+        first.len() >= 2,
+        "no logins before the kill\n{}",
+        w.context()
+    );
+    w.server.process.kill();
+    drop(calls);
+    let delivered_before = w.hooks.count();
+    w.restart();
+
+    // Every report the store holds reaches the receiver, in order per device.
+    let log = event_list(&w.api.get("/v1/events"));
+    assert!(log.len() >= 2, "{log:?}");
+    let ids: HashSet<String> = log
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let hooks = w.hooks.wait_until(REPORT_WAIT, |h| {
+        ids.iter().all(|id| h.iter().any(|hook| hook.id() == id))
+    });
+    for id in &ids {
+        assert!(
+            hooks.iter().any(|h| h.id() == id),
+            "report {id} lost\n{}",
+            w.context()
+        );
+    }
+    println!(
+        "kill under load: {} reports in the store, {delivered_before} delivered before the kill, {} requests in all",
+        ids.len(),
+        hooks.len()
+    );
+    // The desks are what the report log says: each device's last event decides it.
+    let mut expected: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for e in &log {
+        let device = e["device"].as_str().unwrap().to_string();
+        let user = match e["event"].as_str() {
+            Some("login") => e["user"].as_str().map(str::to_string),
+            Some("release") => None,
+            _ => continue,
+        };
+        expected.insert(device, user);
+    }
+    let devices = w.devices();
+    for (device, user) in &expected {
+        assert_eq!(
+            devices.get(device).and_then(|d| d["user"].as_str()),
+            user.as_deref(),
+            "{device}: the desks disagree with the report log\n{log:#?}\n{devices:#?}"
+        );
+    }
+    assert!(
+        devices.keys().all(|d| expected.contains_key(d)),
+        "{devices:#?}"
     );
 }
