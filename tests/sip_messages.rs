@@ -419,6 +419,10 @@ fn request_with_an_empty_via_is_dropped() {
         Call-ID: c@10.0.0.53\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     let error = parse(datagram).unwrap_err();
     assert!(bad_request(datagram, &error, "hotdesk").is_none());
+    // The same with a Via of commas only (found later by the `sip_endpoint` fuzzer).
+    let commas = String::from_utf8_lossy(datagram).replace("Via: \r\n", "Via: , ,\r\n");
+    let error = parse(commas.as_bytes()).unwrap_err();
+    assert!(bad_request(commas.as_bytes(), &error, "hotdesk").is_none());
     let with_via = String::from_utf8_lossy(datagram).replace(
         "Via: \r\n",
         "Via: SIP/2.0/UDP 10.0.0.53;branch=z9hG4bKx\r\nVia: \r\n",

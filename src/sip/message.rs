@@ -1221,15 +1221,12 @@ pub fn bad_request(datagram: &[u8], error: &ParseError, agent: &str) -> Option<R
     // Every Via is copied; of a header that must appear once but came twice (the error may
     // be just that), the first value, so that the answer itself is well-formed (found by the
     // `sip_message` fuzzer: both Call-IDs were echoed).
-    // An empty value addresses nothing, as if the header were missing.
-    let present = |h| framed.headers.get(h).filter(|v| !v.trim().is_empty());
+    // An empty value (or only commas) addresses nothing, as if the header were missing.
+    let meaningful = |v: &&str| v.split(',').any(|part| !part.trim().is_empty());
+    let present = |h| framed.headers.get(h).filter(meaningful);
     present("Via")?;
     let mut headers = Headers::default();
-    for v in framed
-        .headers
-        .get_all("Via")
-        .filter(|v| !v.trim().is_empty())
-    {
+    for v in framed.headers.get_all("Via").filter(meaningful) {
         headers.push("Via", v);
     }
     for h in ["From", "To", "Call-ID", "CSeq"] {
