@@ -50,3 +50,23 @@ fn a_key_without_a_fully_covered_hop_has_finite_levels() {
         );
     }
 }
+
+/// A 16 KB A-law WAV whose header claims 2,550,136,833 Hz took 40 s and over 2 GB to
+/// resample to 8 kHz; such a rate is now refused at once, naming it.
+#[test]
+fn an_absurd_sample_rate_is_refused_not_resampled() {
+    let data = fixture("audio_load_wav_at_2_5_ghz.bin");
+    // The target's first byte picks the format hint; 0 is WAV.
+    assert_eq!(data[0], 0);
+    let started = std::time::Instant::now();
+    let result = hotdesk::audio::load_bytes(std::path::Path::new("in.wav"), data[1..].to_vec());
+    let error = result
+        .expect_err("a 2.5 GHz file is not audio we take")
+        .to_string();
+    assert!(
+        error.contains("sample rate 2550136833 Hz is outside"),
+        "{error}"
+    );
+    // A refusal, not a 40 s resample (generous for a debug build on a busy machine).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
