@@ -92,11 +92,12 @@ def proc_threads(pid):
 
 
 def machine_cpu():
-    """(busy, total) jiffies of the whole machine."""
+    """(busy, total) jiffies of the whole machine (steal counts as busy: it was not ours)."""
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
+    # user nice system idle iowait irq softirq steal; guest time is already in user/nice.
+    total = sum(parts[:8])
+    return total - parts[3] - parts[4], total
 
 
 def parse_metrics(text):
@@ -112,9 +113,22 @@ def parse_metrics(text):
     return out
 
 
-def scrape(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
+def scrape(url, timeout=5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return parse_metrics(r.read().decode())
+
+
+def scrape_patiently(url, wait=60.0):
+    """A scrape that outwaits a busy server (/metrics reads the report queue from the store,
+    so it queues behind logins when the store is saturated)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return scrape(url, timeout=10.0)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 LATENESS = "hotdesk_rtp_send_lateness_seconds"
@@ -524,7 +538,7 @@ dir = "{REPO / 'prompts'}"
     def snapshot(self):
         return {
             "t": time.monotonic(),
-            "metrics": scrape(self.metrics_url),
+            "metrics": scrape_patiently(self.metrics_url),
             "cpu": proc_cpu(self.server.pid),
             "threads": self.thread_classes(),
             "rss_kib": proc_rss_kib(self.server.pid),
@@ -534,22 +548,35 @@ dir = "{REPO / 'prompts'}"
 
     # -- one step -----------------------------------------------------------------------
 
-    def sampler(self, stop, samples, sipps):
+    def metrics_sampler(self, stop, latest):
+        """Scrapes /metrics on its own thread: a scrape stuck behind the store must not stop
+        the /proc samples."""
         while not stop.is_set():
             t = time.monotonic()
             try:
-                m = scrape(self.metrics_url)
+                m = scrape(self.metrics_url, timeout=5.0)
+                latest.update(t=t, ms=1000 * (time.monotonic() - t), m=m)
             except OSError:
-                m = {}
+                latest["failures"] = latest.get("failures", 0) + 1
+            latest["slowest_ms"] = max(latest.get("slowest_ms", 0.0),
+                                       1000 * (time.monotonic() - t))
+            stop.wait(self.a.sample_interval)
+
+    def sampler(self, stop, samples, sipps, latest):
+        while not stop.is_set():
+            t = time.monotonic()
             sipp_cpu = 0.0
             for s in sipps:
                 c = proc_cpu(s.pid) if s.alive() else s.cpu
                 sipp_cpu += c or 0.0
+            # Gauges only from a scrape of the last two intervals, else unknown.
+            fresh = latest.get("t") is not None and t - latest["t"] <= 2 * self.a.sample_interval
+            m = latest["m"] if fresh else None
             samples.append({
                 "t": t,
-                "active": counter(m, "hotdesk_active_calls"),
-                "calls": counter(m, "hotdesk_calls_total", 'direction="in"'),
-                "logins": counter(m, "hotdesk_logins_total"),
+                "active": counter(m, "hotdesk_active_calls") if m else None,
+                "calls": counter(m, "hotdesk_calls_total", 'direction="in"') if m else None,
+                "logins": counter(m, "hotdesk_logins_total") if m else None,
                 "cpu": proc_cpu(self.server.pid),
                 "threads": self.thread_classes(),
                 "rss_kib": proc_rss_kib(self.server.pid),
@@ -642,7 +669,12 @@ dir = "{REPO / 'prompts'}"
             if not cid:
                 continue
             c = calls.setdefault(cid, {"digits": [], "decision": None, "end": None,
-                                       "last_key_at": None, "decided_at": None})
+                                       "last_key_at": None, "decided_at": None,
+                                       "up_at": None, "over_at": None})
+            if msg == "answered":
+                c["up_at"] = rec.get("timestamp")
+            elif msg == "call over":
+                c["over_at"] = rec.get("timestamp")
             if msg == "digit":
                 c["digits"].append((fields.get("digit"), fields.get("source")))
             elif msg == "secret digit":
@@ -697,7 +729,11 @@ dir = "{REPO / 'prompts'}"
             sipps.append(Child(f"sipp{i}", argv, cwd=step_dir, stdin=subprocess.DEVNULL,
                                stdout=open(trace("stdout.txt"), "wb"), stderr=subprocess.STDOUT))
         self.children.extend(sipps)
-        sampler = threading.Thread(target=self.sampler, args=(stop, samples, sipps), daemon=True)
+        latest = {}
+        scraper = threading.Thread(target=self.metrics_sampler, args=(stop, latest), daemon=True)
+        scraper.start()
+        sampler = threading.Thread(target=self.sampler, args=(stop, samples, sipps, latest),
+                                   daemon=True)
         sampler.start()
         budget = total / eff + 2 * dur + self.a.hold_limit_s + 60
         deadline = time.monotonic() + budget
@@ -709,17 +745,23 @@ dir = "{REPO / 'prompts'}"
         # The last calls' BYEs are out; let hotdesk's tasks finish and the reports go.
         settle = time.monotonic() + 30
         while time.monotonic() < settle:
-            if counter(scrape(self.metrics_url), "hotdesk_active_calls") == 0:
-                break
+            try:
+                if counter(scrape(self.metrics_url), "hotdesk_active_calls") == 0:
+                    break
+            except OSError:
+                pass
             time.sleep(0.25)
         time.sleep(1.0)
         stop.set()
         sampler.join()
+        scraper.join()
         if capture:
             capture[0].stop(signal.SIGINT)
         after = self.snapshot()
         result = self.analyse(name, spec, rate, total, dur, before, after, samples, sipps,
                               step_dir, t_start, sipp_done, max_calls)
+        result["metrics_scrapes"] = {"failed": latest.get("failures", 0),
+                                     "slowest_ms": latest.get("slowest_ms")}
         if capture:
             result["wire"] = self.capture_jitter(capture[1])
             if not self.a.keep_captures:
@@ -818,16 +860,27 @@ dir = "{REPO / 'prompts'}"
                 if len(examples) < 10:
                     examples.append({"call_id": cid, "problem": problem, "keys": keys,
                                      "decision": c["decision"], "end": c["end"]})
+        # Concurrency from the log as well: the gauge is only seen when a scrape gets through.
+        edges = []
+        for c in calls.values():
+            if c["up_at"]:
+                edges.append((datetime.fromisoformat(c["up_at"]), 1))
+                if c["over_at"]:
+                    edges.append((datetime.fromisoformat(c["over_at"]), -1))
+        level = peak_log = 0
+        for _, step in sorted(edges):
+            level += step
+            peak_log = max(peak_log, level)
         digits = {src: d("hotdesk_digits_total", f'source="{src}"')
                   for src in ("inband", "rfc4733", "info")}
         logins = d("hotdesk_logins_total")
         login_failures = d("hotdesk_login_failures_total")
         # Concurrency and rate, from the samples.
-        active = [s["active"] for s in samples]
-        peak = max(active, default=0)
-        peak_sample = max(samples, key=lambda s: s["active"]) if samples else None
+        gauged = [s for s in samples if s["active"] is not None]
+        peak = max((s["active"] for s in gauged), default=0)
+        peak_sample = max(gauged, key=lambda s: s["active"]) if gauged else None
         cps = None
-        ts = [(s["t"], s["calls"]) for s in samples]
+        ts = [(s["t"], s["calls"]) for s in gauged]
         if len(ts) > 2:
             c0, c1 = ts[0][1], ts[-1][1]
             lo = next((t for t, c in ts if c - c0 >= 0.1 * (c1 - c0)), None)
@@ -835,7 +888,8 @@ dir = "{REPO / 'prompts'}"
             if lo is not None and hi is not None and hi > lo:
                 cps = 0.8 * (c1 - c0) / (hi - lo)
         # The plateau: from the first to the last sample at 90 % of the peak or more.
-        high = [i for i, s in enumerate(samples) if peak and s["active"] >= 0.9 * peak]
+        high = [i for i, s in enumerate(samples)
+                if peak and s["active"] is not None and s["active"] >= 0.9 * peak]
         plateau = samples[high[0]:high[-1] + 1] if high else []
         plateau_s = (plateau[-1]["t"] - plateau[0]["t"]) if len(plateau) > 1 else 0.0
         # CPU.
@@ -853,7 +907,8 @@ dir = "{REPO / 'prompts'}"
             tot = plateau[-1]["machine"][1] - plateau[0]["machine"][1]
             plateau_cpu = {
                 "seconds": dt,
-                "mean_active": sum(s["active"] for s in plateau) / len(plateau),
+                "mean_active": (sum(s["active"] for s in plateau if s["active"] is not None)
+                                / max(1, sum(s["active"] is not None for s in plateau))),
                 "hotdesk_cores": (plateau[-1]["cpu"] - plateau[0]["cpu"]) / dt,
                 "hotdesk_runtime_cores": (plateau[-1]["threads"]["runtime"]
                                           - plateau[0]["threads"]["runtime"]) / dt,
@@ -885,7 +940,8 @@ dir = "{REPO / 'prompts'}"
         rss_peak = peak_sample["rss_kib"] if peak_sample else None
         rss_max = max((s["rss_kib"] or 0 for s in samples), default=None)
         # RSS against active calls while the step ramps up: what one more call costs.
-        ramp = [(s["active"], s["rss_kib"]) for s in samples[:high[0] + 1]] if high else []
+        ramp = ([(s["active"], s["rss_kib"]) for s in samples[:high[0] + 1]
+                 if s["active"] is not None] if high else [])
         rss_slope = None
         if len({a for a, _ in ramp}) >= 3:
             ma_ = sum(a for a, _ in ramp) / len(ramp)
@@ -933,6 +989,7 @@ dir = "{REPO / 'prompts'}"
                     "p50": percentile(verify_ms, 0.5), "p99": percentile(verify_ms, 0.99),
                     "max": max(verify_ms, default=None)},
                 "peak_active": peak,
+                "peak_active_log": peak_log,
                 "plateau_s": plateau_s,
                 "calls_per_s": cps,
                 "cpu_s": hd_cpu,
@@ -968,15 +1025,16 @@ dir = "{REPO / 'prompts'}"
             "digits_exact": digits_seen == digits_expected
             and digits["inband"] == expected_src["inband"]
             and digits["rfc4733"] == expected_src["rfc4733"],
-            "concurrency_reached": peak >= 0.95 * min(spec["concurrency"], max_calls or 10**9),
+            "concurrency_reached": max(peak, peak_log)
+            >= 0.95 * min(spec["concurrency"], max_calls or 10**9),
             "p99_send_lateness_under_5ms": jitter["p99_ms"] is not None and jitter["p99_ms"] < 5,
         }
         if spec.get("overload"):
             checks["excess_refused_503"] = refused > 0
             checks["every_503_has_retry_after"] = refused == sum(
                 1 for r in retry_after if r.isdigit())
-            checks["active_never_over_max_calls"] = peak <= (max_calls or 10**9)
-            checks["concurrency_reached"] = peak >= 0.95 * max_calls
+            checks["active_never_over_max_calls"] = max(peak, peak_log) <= (max_calls or 10**9)
+            checks["concurrency_reached"] = max(peak, peak_log) >= 0.95 * max_calls
         else:
             checks["no_503"] = refused == 0
         result["checks"] = checks
@@ -1027,7 +1085,7 @@ dir = "{REPO / 'prompts'}"
         return (f"{r['step']:<18}{r['target_concurrency']:>5}{fmt(h['calls_per_s']):>6}"
                 f"{s['connected']:>7}{s['failed'] + s['stuck_calls']:>5}{s['refused_503']:>5}"
                 f"{int(h['logins']):>8}{bad:>5}{digits:>10}"
-                f"{fmt(h['last_key_to_decision_ms']['p99'], '{:.0f}'):>7}{int(h['peak_active']):>6}"
+                f"{fmt(h['last_key_to_decision_ms']['p99'], '{:.0f}'):>7}{int(max(h['peak_active'], h['peak_active_log'])):>6}"
                 f"{fmt(h['cpu_ms_per_call']):>9}{fmt(pl.get('hotdesk_blocking_cores'), '{:.2f}'):>7}"
                 f"{fmt(pl.get('hotdesk_runtime_cores'), '{:.2f}'):>6}"
                 f"{fmt(pl.get('sipp_cores'), '{:.2f}'):>6}{fmt(pl.get('other_cores'), '{:.2f}'):>6}"
