@@ -485,8 +485,8 @@ impl Call {
         self.sip_out.pop_front()
     }
 
-    /// Next RTP datagram to send.
-    pub fn poll_rtp(&mut self) -> Option<(SocketAddr, Bytes)> {
+    /// Next RTP datagram to send, with the time it was due on the packet schedule.
+    pub fn poll_rtp(&mut self) -> Option<(SocketAddr, Bytes, Instant)> {
         self.media.poll_transmit()
     }
 

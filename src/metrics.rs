@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text via `prometheus-client`): calls,
 //! logins, failures, lockouts, releases, digits by source, activations by outcome, detector
-//! load, and the report queue (its depth is read from the store when scraped).
+//! load, RTP send lateness, and the report queue (its depth is read from the store when
+//! scraped).
 
 use std::sync::atomic::AtomicU64;
 
@@ -8,9 +9,17 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// Upper bounds of the send-lateness buckets, seconds: fine below the 20 ms packet interval,
+/// where a paced sender lives (tokio's timer alone adds up to 1 ms), coarse above it, where
+/// a caller's jitter buffer starts to run dry.
+const SEND_LATENESS_BUCKETS: [f64; 11] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
+];
 
 /// Every counter and gauge the server keeps. Cheap to share (`Arc`); all updates are atomic.
 pub struct Metrics {
@@ -33,6 +42,9 @@ pub struct Metrics {
     pub activations: Family<Labels, Counter>,
     /// Audio samples run through the in-band detector (rate = detector load).
     pub detector_samples: Counter,
+    /// How late each outgoing RTP packet left against its slot on the absolute schedule
+    /// (`start + n·ptime`), seconds: the send jitter a caller hears.
+    pub rtp_send_lateness: Histogram,
     /// Reports not yet delivered (set when scraped).
     pub report_queue: Gauge,
     /// Milliseconds from a report's creation to its delivery, summed, and how many.
@@ -54,6 +66,7 @@ impl Default for Metrics {
             digits: Family::default(),
             activations: Family::default(),
             detector_samples: Counter::default(),
+            rtp_send_lateness: Histogram::new(SEND_LATENESS_BUCKETS),
             report_queue: Gauge::default(),
             report_latency_ms_sum: Counter::default(),
             reports_delivered: Counter::default(),
@@ -83,6 +96,11 @@ impl Default for Metrics {
             "detector_samples",
             "Samples run through the in-band DTMF detector",
             m.detector_samples.clone(),
+        );
+        registry.register(
+            "rtp_send_lateness_seconds",
+            "Lateness of each RTP packet sent against its schedule",
+            m.rtp_send_lateness.clone(),
         );
         registry.register(
             "report_queue_depth",
@@ -151,6 +169,7 @@ mod tests {
         m.digit("inband");
         m.logins.inc();
         m.call("in");
+        m.rtp_send_lateness.observe(0.0003);
         let text = m.render();
         assert!(
             text.contains("hotdesk_digits_total{source=\"inband\"} 2"),
@@ -159,6 +178,10 @@ mod tests {
         assert!(text.contains("hotdesk_logins_total 1"), "{text}");
         assert!(
             text.contains("hotdesk_calls_total{direction=\"in\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hotdesk_rtp_send_lateness_seconds_bucket{le=\"0.0005\"} 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

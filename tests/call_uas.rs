@@ -111,7 +111,7 @@ fn run(call: &mut Call, t0: Instant, rtp_in: &[(Duration, Bytes)], end: Duration
         while let Some(out) = call.poll_sip() {
             r.sip.push((now, out));
         }
-        while let Some((to, b)) = call.poll_rtp() {
+        while let Some((to, b, _)) = call.poll_rtp() {
             r.rtp_out.push((now, to, b));
         }
         while let Some(e) = call.poll_event() {

@@ -147,7 +147,7 @@ fn run(
                 m.handle_timeout(now);
             }
         }
-        while let Some((to, bytes)) = m.poll_transmit() {
+        while let Some((to, bytes, _)) = m.poll_transmit() {
             sent.push((now, to, bytes));
         }
         while let Some(e) = m.poll_event() {

@@ -29,8 +29,9 @@ fn sixty_seconds_is_exactly_3000_contiguous_packets_without_drift() {
         k += 1;
         let now = due + late;
         tx.handle_timeout(now, |_| Some(frame.clone()));
-        while let Some(p) = tx.poll_transmit() {
-            sent.push((due, p));
+        while let Some((slot, p)) = tx.poll_transmit() {
+            assert_eq!(slot, due, "each packet names the slot it was due in");
+            sent.push((slot, p));
         }
     }
     assert_eq!(sent.len(), 3000);
@@ -64,6 +65,9 @@ fn a_late_wake_up_sends_the_missed_frames_and_keeps_the_grid() {
     tx.handle_timeout(t0 + MS(95), |n| Some(Bytes::from(vec![n as u8; 160])));
     let burst: Vec<_> = std::iter::from_fn(|| tx.poll_transmit()).collect();
     assert_eq!(burst.len(), 5, "frames 0-4 were due by 95 ms");
+    let slots: Vec<Instant> = burst.iter().map(|(due, _)| *due).collect();
+    let grid: Vec<Instant> = (0..5).map(|i| t0 + MS(20 * i)).collect();
+    assert_eq!(slots, grid, "each missed frame keeps its own slot");
     assert_eq!(tx.poll_timeout(), Some(t0 + MS(100)));
 }
 
@@ -87,7 +91,7 @@ fn silence_skips_packets_not_timestamps_and_marks_the_next_talkspurt() {
     tx.handle_timeout(t0 + MS(180), |n| {
         (!(3..=5).contains(&n)).then(|| Bytes::from_static(&[0; 160]))
     });
-    let p: Vec<_> = std::iter::from_fn(|| tx.poll_transmit()).collect();
+    let p: Vec<_> = std::iter::from_fn(|| tx.poll_transmit().map(|(_, p)| p)).collect();
     assert_eq!(p.len(), 7);
     let markers: Vec<bool> = p.iter().map(|p| p.header.marker).collect();
     assert_eq!(markers, [true, false, false, true, false, false, false]);

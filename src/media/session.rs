@@ -89,7 +89,7 @@ pub struct MediaSession {
     merger: DtmfMerger,
     player: Option<Player>,
     silence: Bytes,
-    out: VecDeque<(SocketAddr, Bytes)>,
+    out: VecDeque<(SocketAddr, Bytes, Instant)>,
     reports: VecDeque<MediaEvent>,
     stats: MediaStats,
 }
@@ -271,10 +271,10 @@ impl MediaSession {
         if finished {
             self.reports.push_back(MediaEvent::PromptFinished);
         }
-        while let Some(pkt) = self.sender.poll_transmit() {
+        while let Some((due, pkt)) = self.sender.poll_transmit() {
             if let Ok(bytes) = packet::serialize(&pkt) {
                 self.stats.sent += 1;
-                self.out.push_back((self.remote, bytes));
+                self.out.push_back((self.remote, bytes, due));
             }
         }
         self.receiver.handle_timeout(now);
@@ -287,8 +287,8 @@ impl MediaSession {
         self.drain_digits();
     }
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+    /// Next datagram to send, with the time it was due on the sender's schedule.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes, Instant)> {
         self.out.pop_front()
     }
 

@@ -51,7 +51,8 @@ pub struct RtpSender {
     first_timestamp: u32,
     /// The previous frame was silence (or there was none): the next packet starts a talkspurt.
     talkspurt: bool,
-    out: VecDeque<Packet>,
+    /// Packets with the time each was due.
+    out: VecDeque<(Instant, Packet)>,
 }
 
 impl RtpSender {
@@ -103,6 +104,7 @@ impl RtpSender {
     pub fn handle_timeout(&mut self, now: Instant, mut frame: impl FnMut(u64) -> Option<Bytes>) {
         while self.frame_due(self.next_frame) <= now {
             let n = self.next_frame;
+            let due = self.frame_due(n);
             self.next_frame += 1;
             match frame(n) {
                 Some(payload) => {
@@ -116,15 +118,16 @@ impl RtpSender {
                     );
                     self.sequence = self.sequence.wrapping_add(1);
                     self.talkspurt = false;
-                    self.out.push_back(pkt);
+                    self.out.push_back((due, pkt));
                 }
                 None => self.talkspurt = true,
             }
         }
     }
 
-    /// The next packet to send.
-    pub fn poll_transmit(&mut self) -> Option<Packet> {
+    /// The next packet to send, with its slot on the schedule: how late it really goes out is
+    /// the runtime's to measure (the send jitter), since only the runtime knows the time.
+    pub fn poll_transmit(&mut self) -> Option<(Instant, Packet)> {
         self.out.pop_front()
     }
 }

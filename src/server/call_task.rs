@@ -374,10 +374,13 @@ impl CallTask {
     async fn flush(&mut self) {
         self.flush_outbound();
         if let Phase::Up { call, .. } = &mut self.phase {
-            while let Some((to, bytes)) = call.poll_rtp() {
+            while let Some((to, bytes, due)) = call.poll_rtp() {
                 if let Err(e) = self.rtp.send_to(&bytes, to).await {
                     tracing::debug!(%to, "RTP send: {e}");
                 }
+                // After the send: a slow send_to is lateness the caller hears too.
+                let late = Instant::now().saturating_duration_since(due);
+                self.metrics.rtp_send_lateness.observe(late.as_secs_f64());
             }
         }
         self.flush_call();
