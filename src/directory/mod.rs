@@ -48,6 +48,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sqlx::Connection as _;
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -527,7 +529,7 @@ impl Directory {
         }
         let mut matches = self.check_pin(&a, stored.clone()).await?;
 
-        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = WriteTx::begin(&self.inner.pool).await?;
         // A lock that engaged while we hashed (parallel guesses) wins: no more failures are
         // counted than the policy allows.
         if let Some(until) = active_lock(&mut tx, a.account, a.device, now_ms).await? {
@@ -706,7 +708,7 @@ impl Directory {
         if let Some(c) = call_id {
             check_call_id(c)?;
         }
-        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = WriteTx::begin(&self.inner.pool).await?;
         let user: Option<String> =
             sqlx::query_scalar("DELETE FROM logins WHERE device = $1 RETURNING user_ext")
                 .bind(device)
@@ -769,7 +771,7 @@ impl Directory {
     pub async fn unlock(&self, subject: &str) -> Result<bool, DirectoryError> {
         check_token("extension", subject)?;
         let now_ms = to_ms(now());
-        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = WriteTx::begin(&self.inner.pool).await?;
         let cleared: Vec<i64> =
             sqlx::query_scalar("DELETE FROM lockouts WHERE subject = $1 RETURNING until_ms")
                 .bind(subject)
@@ -970,6 +972,58 @@ async fn check_pepper(pool: &SqlitePool, url: &str, pepper: &Pepper) -> Result<(
 }
 
 /// The end of the latest lock in force at `now_ms` on the account or the device.
+/// A `BEGIN IMMEDIATE` transaction on a pooled connection, ended by [`WriteTx::commit`] or
+/// [`WriteTx::rollback`]. Dropped unfinished (an error on the way), its connection is closed
+/// instead of going back to the pool: on SQLITE_FULL or an I/O error SQLite may already have
+/// rolled the transaction back itself, sqlx's own rollback then fails and its transaction count
+/// stays at one, and every later `BEGIN` on that connection failed ("non-zero transaction
+/// depth"; found by the disk-full test once the disk had space again).
+pub(crate) struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    done: bool,
+}
+
+impl WriteTx {
+    pub(crate) async fn begin(pool: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        Ok(WriteTx { conn, done: false })
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.done = true;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// The PIN hash of `account`, if it exists and has a PIN.
 async fn pin_hash(
     conn: &mut SqliteConnection,

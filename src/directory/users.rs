@@ -137,7 +137,7 @@ impl Directory {
     /// failures and lockout. False when there was no such user.
     pub async fn remove_user(&self, extension: &str) -> Result<bool, DirectoryError> {
         validate_extension(extension)?;
-        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = super::WriteTx::begin(&self.inner.pool).await?;
         let device: Option<String> =
             sqlx::query_scalar("DELETE FROM logins WHERE user_ext = $1 RETURNING device")
                 .bind(extension)
