@@ -346,6 +346,19 @@ impl World {
             })
     }
 
+    /// [`World::expect_report`] of the report `e` describes, checked with [`check_report`].
+    fn expect_checked(
+        &self,
+        from: usize,
+        what: &str,
+        e: &Expect,
+        ctx: &dyn Fn() -> String,
+    ) -> Hook {
+        let hook = self.expect_report(from, what, |h| h.event() == e.event);
+        check_report(&hook, e, ctx);
+        hook
+    }
+
     /// Asserts no webhook request arrives for [`QUIET`] after request number `from`.
     fn expect_no_report(&self, from: usize, why: &str) {
         let hooks = self.hooks.wait_until(QUIET, |h| h.len() > from);
@@ -641,9 +654,9 @@ fn feature_code_login_and_release() {
     // 1. *88, keys as RFC 4733.
     let from = w.hooks.count();
     let call = w.dial_ended_by_hotdesk("login_rfc4733", "*88", "5401", &keys, DtmfMode::Rfc4733);
-    let login = w.expect_report(from, "login", |h| h.event() == "login");
-    check_report(
-        &login,
+    let login = w.expect_checked(
+        from,
+        "login",
         &Expect {
             event: "login",
             device: "5401",
@@ -677,9 +690,9 @@ fn feature_code_login_and_release() {
         "DELETE /v1/devices/5401/login\n{}",
         r.describe()
     );
-    let release = w.expect_report(from, "release (api)", |h| h.event() == "release");
-    check_report(
-        &release,
+    w.expect_checked(
+        from,
+        "release (api)",
         &Expect {
             event: "release",
             device: "5401",
@@ -698,9 +711,9 @@ fn feature_code_login_and_release() {
     // 3. *88 again, keys in-band only.
     let from = w.hooks.count();
     let call = w.dial_ended_by_hotdesk("login_inband", "*88", "5401", &keys, DtmfMode::Inband);
-    let login = w.expect_report(from, "login (in-band)", |h| h.event() == "login");
-    check_report(
-        &login,
+    let login = w.expect_checked(
+        from,
+        "login (in-band)",
         &Expect {
             event: "login",
             device: "5401",
@@ -717,9 +730,9 @@ fn feature_code_login_and_release() {
     // 4. *89 from the desk.
     let from = w.hooks.count();
     let call = w.dial_ended_by_hotdesk("release", "*89", "5401", "", DtmfMode::Rfc4733);
-    let release = w.expect_report(from, "release (*89)", |h| h.event() == "release");
-    check_report(
-        &release,
+    w.expect_checked(
+        from,
+        "release (*89)",
         &Expect {
             event: "release",
             device: "5401",
@@ -869,9 +882,9 @@ fn wrong_pins_lock_the_account_until_the_api_unlocks_it() {
     assert_eq!(r.status, 204, "DELETE /v1/lockouts/1001\n{}", r.describe());
     let from = w.hooks.count();
     let call = w.dial_ended_by_hotdesk("unlocked", "*88", "5401", &right, DtmfMode::Rfc4733);
-    let login = w.expect_report(from, "login after unlock", |h| h.event() == "login");
-    check_report(
-        &login,
+    let login = w.expect_checked(
+        from,
+        "login after unlock",
         &Expect {
             event: "login",
             device: "5401",
@@ -1266,9 +1279,9 @@ fn the_pin_is_never_logged_even_at_trace_level() {
         &format!("1001#{PIN}#"),
         DtmfMode::Both,
     );
-    let login = w.expect_report(from, "login", |h| h.event() == "login");
-    check_report(
-        &login,
+    let login = w.expect_checked(
+        from,
+        "login",
         &Expect {
             event: "login",
             device: "5401",

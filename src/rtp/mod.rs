@@ -1,6 +1,7 @@
 //! RTP for the media server: packets (RFC 3550 §5.1, over the `rtp` crate), RFC 4733
 //! telephone-events (receiver and sender), the sans-IO media session (pacing, reordering, loss
-//! accounting) and reading RTP out of packet captures.
+//! accounting), which source a call's RTP is taken from (strict RTP) and reading RTP out of
+//! packet captures.
 //!
 //! Everything here is sans-IO: datagrams and arrival instants go in, packets, digits and the next
 //! wake-up instant come out. No sockets, no clock reads.

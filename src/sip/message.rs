@@ -521,23 +521,13 @@ impl NameAddr {
 
 /// Whether a quoted string in `s` is never closed.
 fn has_open_quote(s: &str) -> bool {
-    let (mut quoted, mut escaped) = (false, false);
-    for ch in s.chars() {
-        if escaped {
-            escaped = false;
-        } else if quoted && ch == '\\' {
-            escaped = true;
-        } else if ch == '"' {
-            quoted = !quoted;
-        }
-    }
-    quoted
+    scan_unquoted(s, |_, _| false)
 }
 
-/// Byte index of the first `c` outside a quoted string.
-fn find_unquoted(s: &str, c: char) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
+/// Calls `visit` with each character outside quoted strings (and its byte index) until it
+/// returns true; returns whether the text ended inside a quoted string.
+fn scan_unquoted(s: &str, mut visit: impl FnMut(usize, char) -> bool) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
     for (i, ch) in s.char_indices() {
         if escaped {
             escaped = false;
@@ -545,11 +535,21 @@ fn find_unquoted(s: &str, c: char) -> Option<usize> {
             escaped = true;
         } else if ch == '"' {
             quoted = !quoted;
-        } else if !quoted && ch == c {
-            return Some(i);
+        } else if !quoted && visit(i, ch) {
+            break;
         }
     }
-    None
+    quoted
+}
+
+/// Byte index of the first `c` outside a quoted string.
+fn find_unquoted(s: &str, c: char) -> Option<usize> {
+    let mut found = None;
+    scan_unquoted(s, |i, ch| {
+        found = (ch == c).then_some(i);
+        found.is_some()
+    });
+    found
 }
 
 /// Splits a comma-separated header value, leaving commas in quotes and angle brackets alone.
