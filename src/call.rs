@@ -13,21 +13,23 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+use ipnet::IpNet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::config::DtmfMode;
 use crate::ivr::FlowAction;
 use crate::ivr::dtmf_test::DtmfTest;
 use crate::ivr::hotdesk::{
     Decision, DirectoryRequest, FlowSettings, HotdeskFlow, HotdeskKind, Verdict,
 };
 use crate::media::DigitSource;
-use crate::media::session::{MediaError, MediaEvent, MediaSession};
+use crate::media::session::{MediaError, MediaEvent, MediaSession, MediaSettings};
 use crate::prompts::loader::PromptCache;
+use crate::rtp::source::MediaScope;
 use crate::sip::dialog::{Dialog, InDialog};
 use crate::sip::message::{Method, Request, Response, new_tag, response_to};
 use crate::sip::sdp::{self, Codec, Local, Negotiated, SdpError};
@@ -36,8 +38,15 @@ use crate::sip::uac::Answered;
 /// What the call needs to know about its endpoint.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
-    /// Which DTMF paths to listen to.
-    pub dtmf: DtmfMode,
+    /// DTMF paths and the RTP timeout.
+    pub media: MediaSettings,
+    /// Networks an SDP may name as the peer's media address besides the signalling peer's
+    /// own (`rtp.media_sources`).
+    pub media_networks: Arc<[IpNet]>,
+    /// How long our 2xx waits for its ACK before the call is given up.
+    pub ack_timeout: Duration,
+    /// Longest the call may last once answered; then the caller hears that the time is up.
+    pub max_duration: Duration,
     /// Codec preference.
     pub codecs: Vec<Codec>,
     /// Prompt language.
@@ -134,12 +143,28 @@ impl Flow {
             Flow::Hotdesk(f) => f.poll_action(),
         }
     }
+}
 
-    /// Whether a key now typed is part of a secret (kept out of logs and events).
-    fn secret(&self) -> bool {
-        matches!(self, Flow::Hotdesk(f) if f.collecting_secret())
+impl FlowKind {
+    /// Whether any key of this flow may be part of a secret, so that no key of the call is
+    /// logged or told as itself. A login flow's every key counts, not just those typed while
+    /// the PIN is asked for: callers type ahead (`10014321#4321#`, the account and PIN with the
+    /// first `#` missed, is one account entry), keys arrive before the flow starts (RFC 4733
+    /// right after the 200 OK, before the ACK), and a PIN spread over one log line per key is
+    /// as readable as one in a single line.
+    fn keys_are_secret(&self) -> bool {
+        !matches!(self, FlowKind::DtmfTest)
     }
 }
+
+/// Keys kept for the flow while it has not started (they arrived before the ACK).
+const MAX_EARLY_KEYS: usize = 32;
+
+/// What the caller hears when the call's time is up, then goodbye.
+const TIME_UP_PROMPT: &str = "call_time_limit";
+
+/// How long the time-up prompts may take before the call is ended anyway.
+const TIME_UP_GRACE: Duration = Duration::from_secs(15);
 
 /// What the call asks the endpoint to send on SIP.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +224,8 @@ pub enum EndReason {
     NoAck,
     /// The server is shutting down and the drain time ran out: we sent BYE.
     Drained,
+    /// The call reached its longest allowed length (`ivr.max_call_s`): we said so and sent BYE.
+    TimeLimit,
 }
 
 /// Why an INVITE could not be answered with a call.
@@ -249,6 +276,12 @@ pub struct Call {
     flow_kind: FlowKind,
     /// Started by the ACK: nothing is played or timed before the dialog is confirmed.
     flow: Option<Flow>,
+    /// Keys that came before the flow started, handed to it when it does.
+    early_keys: Vec<char>,
+    /// When the call has lasted as long as it may.
+    deadline: Instant,
+    /// When the time-up prompts started, once they have.
+    time_up: Option<Instant>,
     ok: Option<Retransmit>,
     sip_out: VecDeque<SipOut>,
     events: VecDeque<CallEvent>,
@@ -299,14 +332,23 @@ impl Call {
             session_version: 1,
         };
         let answer_sdp = sdp::answer(&offer, &negotiated, &local);
+        let scope = MediaScope::new(source.ip(), settings.media_networks.clone());
         let media = MediaSession::new(
             &negotiated,
-            settings.dtmf,
+            &settings.media,
+            scope,
             &settings.language,
             cache,
             now,
             rng,
         )?;
+        if media.remote().is_none() {
+            tracing::info!(
+                sdp = %negotiated.remote.ip(),
+                "the offer's media address is neither the caller's nor in rtp.media_sources: \
+                 nothing is sent until RTP comes from an allowed address"
+            );
+        }
         let ok = dialog
             .response(invite, 200, "OK")
             .with_header("Server", &settings.agent)
@@ -323,11 +365,14 @@ impl Call {
             media,
             flow_kind: flow,
             flow: None,
+            early_keys: Vec::new(),
+            deadline: now + settings.max_duration,
+            time_up: None,
             ok: Some(Retransmit {
                 bytes: ok.to_bytes(),
                 next: now + settings.t1,
                 interval: settings.t1,
-                give_up: now + settings.t1 * 64,
+                give_up: now + settings.ack_timeout,
             }),
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
@@ -351,9 +396,11 @@ impl Call {
         cache: Arc<PromptCache>,
         rng: &mut R,
     ) -> Result<Call, MediaError> {
+        let scope = MediaScope::new(peer.ip(), settings.media_networks.clone());
         let media = MediaSession::new(
             &answered.negotiated,
-            settings.dtmf,
+            &settings.media,
+            scope,
             &settings.language,
             cache,
             now,
@@ -370,6 +417,9 @@ impl Call {
             media,
             flow_kind: flow,
             flow: None,
+            early_keys: Vec::new(),
+            deadline: now + settings.max_duration,
+            time_up: None,
             ok: None,
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
@@ -409,11 +459,16 @@ impl Call {
         }
     }
 
-    /// The dialog is confirmed: stop resending the 2xx, start the flow.
+    /// The dialog is confirmed: stop resending the 2xx, start the media and the flow.
     fn confirmed(&mut self, now: Instant) {
         self.ok = None;
         if self.flow.is_none() && !self.ended {
-            self.flow = Some(Flow::start(&self.flow_kind, now));
+            self.media.start_sending(now);
+            let mut flow = Flow::start(&self.flow_kind, now);
+            for key in self.early_keys.drain(..) {
+                flow.handle_digit(now, key);
+            }
+            self.flow = Some(flow);
         }
         self.run_flow(now);
     }
@@ -457,10 +512,12 @@ impl Call {
             return None;
         }
         let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
+        let limit = self.time_up.map_or(self.deadline, |t| t + TIME_UP_GRACE);
         [
             self.media.poll_timeout(),
             flow,
-            self.ok.as_ref().map(|r| r.next),
+            self.ok.as_ref().map(|r| r.next.min(r.give_up)),
+            Some(limit),
         ]
         .into_iter()
         .flatten()
@@ -473,11 +530,45 @@ impl Call {
             return;
         }
         self.retransmit_ok(now);
+        match self.time_up {
+            None if now >= self.deadline => self.times_up(now),
+            Some(t) if now >= t + TIME_UP_GRACE => self.hang_up(EndReason::TimeLimit),
+            _ => {}
+        }
         self.media.handle_timeout(now);
         if let Some(flow) = &mut self.flow {
             flow.handle_timeout(now);
         }
         self.run_flow(now);
+    }
+
+    /// The call has lasted as long as it may: the flow is dropped (a verdict still on its way
+    /// changes nothing here), the caller hears why and goodbye, and the call ends when that
+    /// prompt does.
+    fn times_up(&mut self, now: Instant) {
+        tracing::info!(call_id = %self.call_id, "the call reached its time limit");
+        self.time_up = Some(now);
+        self.flow = None;
+        self.requests.clear();
+        let prompts = [
+            TIME_UP_PROMPT.to_owned(),
+            crate::prompts::ids::GOODBYE.into(),
+        ];
+        // A prompt set without the time-up recording still says goodbye.
+        let played = match self.media.play(&prompts) {
+            Ok(()) => Ok(prompts.to_vec()),
+            Err(_) => self
+                .media
+                .play(&prompts[1..])
+                .map(|()| prompts[1..].to_vec()),
+        };
+        match played {
+            Ok(said) => self.events.push_back(CallEvent::Prompt(said)),
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, "prompt: {e}");
+                self.hang_up(EndReason::TimeLimit);
+            }
+        }
     }
 
     /// Next SIP datagram or request to send.
@@ -554,6 +645,14 @@ impl Call {
             match sdp::parse(&String::from_utf8_lossy(&body))
                 .and_then(|o| sdp::negotiate(&o.audio, &[self.negotiated.codec]).map(|n| (o, n)))
             {
+                Ok((_, negotiated))
+                    if !negotiated.remote.ip().is_unspecified()
+                        && !self.media.allows_remote(negotiated.remote) =>
+                {
+                    let reason = "the media address is neither the caller's nor in \
+                                  rtp.media_sources";
+                    return refusal(request, 488, reason, &self.settings.agent);
+                }
                 Ok((offer, negotiated)) => {
                     if !negotiated.remote.ip().is_unspecified() {
                         self.media.set_remote(negotiated.remote);
@@ -593,6 +692,9 @@ impl Call {
         while let Some(event) = self.media.poll_event() {
             match event {
                 MediaEvent::Digit(d) => self.digit(now, d.digit, d.source, d.at),
+                MediaEvent::PromptFinished if self.time_up.is_some() => {
+                    self.hang_up(EndReason::TimeLimit);
+                }
                 MediaEvent::PromptFinished => {
                     if let Some(flow) = &mut self.flow {
                         flow.handle_prompt_finished(now);
@@ -609,7 +711,7 @@ impl Call {
         let after = at.saturating_duration_since(self.answered);
         let after_ms = after.as_millis() as u64;
         let source_name = source.as_str();
-        if self.flow.as_ref().is_some_and(Flow::secret) {
+        if self.flow_kind.keys_are_secret() {
             tracing::info!(call_id = %self.call_id, source = source_name, after_ms, "secret digit");
             self.events
                 .push_back(CallEvent::SecretDigit { source, after });
@@ -621,8 +723,10 @@ impl Call {
                 after,
             });
         }
-        if let Some(flow) = &mut self.flow {
-            flow.handle_digit(now, key);
+        match &mut self.flow {
+            Some(flow) => flow.handle_digit(now, key),
+            None if self.early_keys.len() < MAX_EARLY_KEYS => self.early_keys.push(key),
+            None => {}
         }
     }
 

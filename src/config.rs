@@ -10,6 +10,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::identity::Extension;
+use crate::report::SignatureScheme;
 use crate::sip::sdp::Codec;
 
 /// The whole configuration, with the contract's defaults.
@@ -58,6 +60,15 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// On SIGTERM, how long running calls may go on before hotdesk hangs them up.
     pub drain_timeout_s: u64,
+    /// How long an answered INVITE waits for its ACK before the call is dropped and its RTP
+    /// port freed (RFC 3261 allows 64·T1 = 32 s; an IVR has nothing to gain from waiting).
+    pub ack_timeout_s: u64,
+    /// New INVITEs per second taken from one source address; more are dropped unanswered
+    /// (Kamailio's pike does the same). In-dialog requests are not counted.
+    pub max_invites_per_source_s: u32,
+    /// Out-of-dialog requests per second (any method) taken from one source; more are
+    /// dropped before they are parsed.
+    pub max_requests_per_source_s: u32,
 }
 
 impl Default for SipConfig {
@@ -72,6 +83,9 @@ impl Default for SipConfig {
             auth_password_env: "HOTDESK_SIP_PASSWORD".into(),
             max_calls: 500,
             drain_timeout_s: 30,
+            ack_timeout_s: 8,
+            max_invites_per_source_s: 100,
+            max_requests_per_source_s: 200,
         }
     }
 }
@@ -100,6 +114,13 @@ pub struct RtpConfig {
     pub codecs: Vec<Codec>,
     /// DTMF paths.
     pub dtmf: DtmfMode,
+    /// Networks (CIDR) whose addresses an SDP may name as the caller's media address besides
+    /// the address the INVITE came from. Empty: only the signalling source, so that an INVITE
+    /// cannot aim the prompts at a third party.
+    pub media_sources: Vec<String>,
+    /// Stop sending RTP to a caller that has sent none for this long (Asterisk's
+    /// `rtptimeout`); sending resumes when its RTP does. 0: never stop.
+    pub timeout_s: u64,
 }
 
 impl Default for RtpConfig {
@@ -108,6 +129,8 @@ impl Default for RtpConfig {
             port_range: "20000-29999".into(),
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             dtmf: DtmfMode::Auto,
+            media_sources: Vec::new(),
+            timeout_s: 10,
         }
     }
 }
@@ -153,6 +176,11 @@ pub struct IvrConfig {
     pub language: String,
     /// How long a callback (the portal's *Activate Phone*) rings before it is `no_answer`.
     pub ring_timeout_s: u64,
+    /// Longest login or release call, seconds: then the caller hears that the time is up,
+    /// goodbye, and the call ends.
+    pub max_call_s: u64,
+    /// Longest `*97` DTMF test call, seconds.
+    pub dtmf_test_max_call_s: u64,
 }
 
 impl Default for IvrConfig {
@@ -164,6 +192,8 @@ impl Default for IvrConfig {
             max_attempts: 3,
             language: "en".into(),
             ring_timeout_s: 30,
+            max_call_s: 120,
+            dtmf_test_max_call_s: 600,
         }
     }
 }
@@ -178,6 +208,21 @@ pub struct SecurityConfig {
     pub lockout_window_s: u64,
     /// ... lock it for this long, seconds.
     pub lockout_s: u64,
+    /// Failed logins from one source address (any desks, any accounts) ...
+    pub source_failures: u32,
+    /// ... within this window, seconds ...
+    pub source_window_s: u64,
+    /// ... block its new calls for this long, seconds (fail2ban over Asterisk's security
+    /// events does the same).
+    pub source_block_s: u64,
+    /// Sources (CIDR) never blocked, e.g. the proxy every call comes through: its address
+    /// stands for every phone behind it, so limit sources there instead (docs/deploy.md).
+    pub source_exempt: Vec<String>,
+    /// Fewest digits in a PIN.
+    pub pin_min_digits: usize,
+    /// Refuse PINs that are guessed first: one digit repeated, a run up or down (`1234`,
+    /// `9876`), or the user's own extension.
+    pub pin_refuse_weak: bool,
 }
 
 impl Default for SecurityConfig {
@@ -186,6 +231,12 @@ impl Default for SecurityConfig {
             lockout_failures: 5,
             lockout_window_s: 900,
             lockout_s: 900,
+            source_failures: 20,
+            source_window_s: 900,
+            source_block_s: 900,
+            source_exempt: Vec::new(),
+            pin_min_digits: 4,
+            pin_refuse_weak: true,
         }
     }
 }
@@ -198,6 +249,11 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Environment variable with the bearer token (required off loopback).
     pub token_env: String,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait for its next request, seconds.
+    pub header_timeout_s: u64,
 }
 
 impl Default for ApiConfig {
@@ -205,6 +261,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: "127.0.0.1:8088".parse().expect("literal"),
             token_env: "HOTDESK_API_TOKEN".into(),
+            max_connections: 256,
+            header_timeout_s: 10,
         }
     }
 }
@@ -217,6 +275,13 @@ pub struct ReportConfig {
     pub webhook_url: Option<String>,
     /// Environment variable with the HMAC secret.
     pub secret_env: String,
+    /// `X-Hotdesk-Signature` scheme: `v1` (`t=UNIX,v1=HMAC(t.body)`, which a receiver can
+    /// hold to a time window) or `legacy` (`sha256=HMAC(body)`, replayable; for receivers not
+    /// yet updated, and to be removed in the next release).
+    pub signature: SignatureScheme,
+    /// Delivered reports older than this many days are deleted (undelivered ones never are).
+    /// 0: keep them for ever.
+    pub retention_days: u32,
 }
 
 impl Default for ReportConfig {
@@ -224,6 +289,8 @@ impl Default for ReportConfig {
         ReportConfig {
             webhook_url: None,
             secret_env: "HOTDESK_WEBHOOK_SECRET".into(),
+            signature: SignatureScheme::V1,
+            retention_days: 90,
         }
     }
 }
@@ -299,6 +366,10 @@ pub struct Validated {
     pub config: Config,
     /// Parsed `sip.trusted_sources`.
     pub trusted: Vec<IpNet>,
+    /// Parsed `rtp.media_sources`.
+    pub media_sources: Vec<IpNet>,
+    /// Parsed `security.source_exempt`.
+    pub source_exempt: Vec<IpNet>,
     /// Parsed `rtp.port_range`.
     pub rtp_ports: RangeInclusive<u16>,
     /// Parsed `features.device_range`.
@@ -313,11 +384,18 @@ impl Validated {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
-    /// True when `extension` is a hot-desk phone.
+    /// True when `extension` is a hot-desk phone: canonical ([`Extension`]) and in
+    /// `features.device_range`.
     pub fn is_device(&self, extension: &str) -> bool {
-        extension
-            .parse::<u32>()
-            .is_ok_and(|n| self.devices.contains(&n))
+        Extension::parse(extension)
+            .is_ok_and(|e| u32::try_from(e.number()).is_ok_and(|n| self.devices.contains(&n)))
+    }
+
+    /// The address a login attempt from `ip` is counted under for per-source limits, or
+    /// `None` when `ip` is exempt (`security.source_exempt`).
+    pub fn limited_source(&self, ip: IpAddr) -> Option<IpAddr> {
+        let ip = ip.to_canonical();
+        (!self.source_exempt.iter().any(|net| net.contains(&ip))).then_some(ip)
     }
 
     /// The `[ivr]` settings the hot-desk flows run with.
@@ -384,21 +462,18 @@ impl Config {
             key,
             reason,
         };
-        let trusted = self
-            .sip
-            .trusted_sources
-            .iter()
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        bad(
-                            "sip.trusted_sources",
-                            format!("{s:?} is not an address or CIDR block"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let nets = |key: &'static str, list: &[String]| {
+            list.iter()
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| bad(key, format!("{s:?} is not an address or CIDR block")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let trusted = nets("sip.trusted_sources", &self.sip.trusted_sources)?;
+        let media_sources = nets("rtp.media_sources", &self.rtp.media_sources)?;
+        let source_exempt = nets("security.source_exempt", &self.security.source_exempt)?;
         if self.sip.max_calls == 0 {
             return Err(bad("sip.max_calls", "must be at least 1".into()));
         }
@@ -478,6 +553,42 @@ impl Config {
                 "lockout_failures, lockout_window_s and lockout_s must be positive".into(),
             ));
         }
+        if sec.source_failures == 0 || sec.source_window_s == 0 || sec.source_block_s == 0 {
+            return Err(bad(
+                "security",
+                "source_failures, source_window_s and source_block_s must be positive".into(),
+            ));
+        }
+        if !(4..=10).contains(&sec.pin_min_digits) {
+            return Err(bad(
+                "security.pin_min_digits",
+                "must be within 4..=10".into(),
+            ));
+        }
+        if !(10..=86_400).contains(&self.ivr.max_call_s) {
+            return Err(bad("ivr.max_call_s", "must be within 10..=86400".into()));
+        }
+        if !(10..=86_400).contains(&self.ivr.dtmf_test_max_call_s) {
+            return Err(bad(
+                "ivr.dtmf_test_max_call_s",
+                "must be within 10..=86400".into(),
+            ));
+        }
+        if !(1..=32).contains(&self.sip.ack_timeout_s) {
+            return Err(bad("sip.ack_timeout_s", "must be within 1..=32".into()));
+        }
+        if self.sip.max_invites_per_source_s == 0 || self.sip.max_requests_per_source_s == 0 {
+            return Err(bad(
+                "sip",
+                "max_invites_per_source_s and max_requests_per_source_s must be positive".into(),
+            ));
+        }
+        if self.api.max_connections == 0 || self.api.header_timeout_s == 0 {
+            return Err(bad(
+                "api",
+                "max_connections and header_timeout_s must be positive".into(),
+            ));
+        }
         if !(1..=600).contains(&self.ivr.ring_timeout_s) {
             return Err(bad("ivr.ring_timeout_s", "must be within 1..=600".into()));
         }
@@ -529,6 +640,8 @@ impl Config {
         Ok(Validated {
             config: self,
             trusted,
+            media_sources,
+            source_exempt,
             rtp_ports,
             devices,
             sip_password,

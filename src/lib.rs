@@ -10,6 +10,7 @@ pub mod config;
 pub mod conformance;
 pub mod directory;
 pub mod dsp;
+pub mod identity;
 pub mod ivr;
 pub mod media;
 pub mod metrics;

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub report_latency_ms_sum: Counter<u64, AtomicU64>,
     /// Reports delivered.
     pub reports_delivered: Counter,
+    /// SIP datagrams dropped or refused before reaching a call, by reason (`rate`: over the
+    /// source's datagram rate; `invite_rate`: over its INVITE rate; `blocked`: INVITE from a
+    /// source blocked after failed logins; `not_peer`: a call's request from another host).
+    pub sip_refused: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +74,7 @@ impl Default for Metrics {
             report_queue: Gauge::default(),
             report_latency_ms_sum: Counter::default(),
             reports_delivered: Counter::default(),
+            sip_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register("calls", "Calls set up", m.calls.clone());
@@ -117,6 +122,11 @@ impl Default for Metrics {
             "Reports delivered to the webhook",
             m.reports_delivered.clone(),
         );
+        registry.register(
+            "sip_refused",
+            "SIP datagrams dropped or refused before reaching a call, by reason",
+            m.sip_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -141,6 +151,15 @@ impl Metrics {
         self.activations
             .get_or_create(&vec![("outcome", outcome.to_owned())])
             .inc();
+    }
+
+    /// `n` more SIP datagrams refused for `reason`.
+    pub fn sip_refused(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.sip_refused
+                .get_or_create(&vec![("reason", reason.to_owned())])
+                .inc_by(n);
+        }
     }
 
     /// A delivered report that waited `latency_ms`.

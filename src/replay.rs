@@ -19,6 +19,7 @@ use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
 use crate::config::DtmfMode;
 use crate::dsp::g711::linear_to_ulaw;
 use crate::ivr::hotdesk::{Decision, DirectoryRequest, FlowSettings, HotdeskKind};
+use crate::media::session::MediaSettings;
 use crate::prompts::loader::PromptCache;
 use crate::rtp::packet;
 use crate::rtp::pcap::CapturedRtp;
@@ -228,6 +229,8 @@ async fn answer(
                 pin,
                 via,
                 call_id,
+                // The replay's caller is a file: no address to count.
+                source: None,
             };
             let verdict = directory.login(attempt).await;
             call.handle_verdict(now, verdict);
@@ -316,7 +319,17 @@ impl Log {
 
 fn settings(language: &str) -> CallSettings {
     CallSettings {
-        dtmf: DtmfMode::Auto,
+        // Offline: a recording's gaps are no reason to stop, and nothing is sent anywhere.
+        media: MediaSettings {
+            dtmf: DtmfMode::Auto,
+            rtp_timeout: None,
+        },
+        media_networks: Arc::from(vec![
+            "0.0.0.0/0".parse().expect("literal"),
+            "::/0".parse().expect("literal"),
+        ]),
+        ack_timeout: Duration::from_secs(8),
+        max_duration: Duration::from_secs(crate::config::IvrConfig::default().max_call_s),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         language: language.into(),
         rtp: SERVER_RTP.parse().expect("literal"),

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::api::{self, Activations, ApiState};
 use crate::config::Validated;
 use crate::directory::{Attempt, Directory, DirectoryError, LoginOutcome};
+use crate::identity::SourceKey;
 use crate::ivr::hotdesk::Verdict;
 use crate::metrics::Metrics;
 use crate::report::delivery::{self, DeliveryError};
@@ -70,6 +71,7 @@ impl HotdeskDirectory for FlowDirectory {
                 pin: &a.pin,
                 via: a.via,
                 call_id: &a.call_id,
+                source: a.source,
             };
             match self.directory.login(attempt).await {
                 Ok(LoginOutcome::Accepted { user, .. }) => {
@@ -118,13 +120,42 @@ impl HotdeskDirectory for FlowDirectory {
 /// How often the store is probed with a write.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How often delivered reports past `report.retention_days` are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Probes the store with a write every [`STORE_PROBE_INTERVAL`]; while it fails (read-only,
 /// disk full, file gone), new calls get 503 + Retry-After and `/readyz` says why, instead of
-/// callers keying an account and PIN that cannot be recorded. Logs each change once.
-async fn watch_store(directory: Directory, server: ServerHandle, stop: impl Future<Output = ()>) {
+/// callers keying an account and PIN that cannot be recorded. Logs each change once. Each
+/// round also hands the media server the sources blocked now (by this instance, another one
+/// or none: an API unlock ends a block here within one round), and once an hour the store is
+/// pruned.
+async fn watch_store(
+    directory: Directory,
+    server: ServerHandle,
+    retention: Option<Duration>,
+    stop: impl Future<Output = ()>,
+) {
     let mut stop = std::pin::pin!(stop);
     let mut fault: Option<String> = None;
+    let mut next_prune = tokio::time::Instant::now();
     loop {
+        match directory.blocked_sources_at(crate::directory::now()).await {
+            Ok(blocked) => server.set_blocked(
+                blocked
+                    .into_iter()
+                    .filter_map(|(key, until)| Some((SourceKey::parse(&key).ok()?, until)))
+                    .collect(),
+            ),
+            Err(e) => tracing::warn!("blocked sources: {e}"),
+        }
+        if tokio::time::Instant::now() >= next_prune {
+            next_prune += PRUNE_INTERVAL;
+            match directory.prune_at(crate::directory::now(), retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reports = n, "pruned delivered reports past retention"),
+                Err(e) => tracing::warn!("pruning the store: {e}"),
+            }
+        }
         let now = directory
             .probe()
             .await
@@ -145,12 +176,23 @@ async fn watch_store(directory: Directory, server: ServerHandle, stop: impl Futu
     }
 }
 
+/// Raises the soft limit on open files to the hard one: every call holds an RTP socket and
+/// every API client a connection, and the usual soft limit of 1024 was reached by 1,100 idle
+/// API connections in an outside test (then INVITEs failed with "Too many open files").
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
+}
+
 /// Runs everything until `shutdown` resolves and the media server has drained.
 pub async fn run(
     config: Validated,
     env: impl Fn(&str) -> Option<String>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
+    raise_fd_limit();
     let directory = Directory::from_config(&config.config, &env).await?;
     let metrics = Arc::new(Metrics::default());
     let (stop, stopped) = watch::channel(false);
@@ -168,6 +210,7 @@ pub async fn run(
             Some(
                 delivery::Delivery::new(directory.clone(), url, SecretString::from(secret))?
                     .metrics(metrics.clone())
+                    .signature(config.config.report.signature)
                     .spawn(wait_stop()),
             )
         }
@@ -191,7 +234,23 @@ pub async fn run(
     let token = env(&config.config.api.token_env)
         .filter(|t| !t.is_empty())
         .map(|t| Arc::new(SecretString::from(t)));
-    let health = tokio::spawn(watch_store(directory.clone(), handle.clone(), wait_stop()));
+    let retention = match config.config.report.retention_days {
+        0 => None,
+        days => Some(Duration::from_secs(u64::from(days) * 86_400)),
+    };
+    let health = tokio::spawn(watch_store(
+        directory.clone(),
+        handle.clone(),
+        retention,
+        wait_stop(),
+    ));
+    let api = &config.config.api;
+    let limits = api::ServeLimits {
+        max_connections: api.max_connections,
+        max_per_source: (api.max_connections / 4).max(1),
+        header_timeout: Duration::from_secs(api.header_timeout_s),
+        request_timeout: Duration::from_secs(api.header_timeout_s.max(30)),
+    };
     let state = ApiState {
         directory: directory.clone(),
         server: handle,
@@ -200,11 +259,12 @@ pub async fn run(
         token,
         config: Arc::new(config),
     };
-    let api_task = tokio::spawn(
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(wait_stop())
-            .into_future(),
-    );
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        api::router(state),
+        limits,
+        wait_stop(),
+    ));
     tracing::info!(api = %addr, "API listening");
 
     let result = media.run(shutdown).await;

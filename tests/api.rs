@@ -31,7 +31,7 @@ impl Api {
             .unwrap();
         directory.add_user("1001", Some("Ann"), None).await.unwrap();
         directory
-            .set_pin("1001", &SecretString::from("4321"))
+            .set_pin("1001", &SecretString::from("4829"))
             .await
             .unwrap();
         let config = config();
@@ -49,7 +49,18 @@ impl Api {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(axum::serve(listener, api::router(state)).into_future());
+        let limits = api::ServeLimits {
+            max_connections: 64,
+            max_per_source: 64,
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+        };
+        tokio::spawn(api::serve(
+            listener,
+            api::router(state),
+            limits,
+            std::future::pending(),
+        ));
         Api {
             base,
             client: reqwest::Client::new(),
@@ -73,6 +84,7 @@ impl Api {
                 pin: &pin,
                 via: Via::FeatureCode,
                 call_id: "call-1",
+                source: None,
             })
             .await
             .unwrap();
@@ -264,7 +276,7 @@ async fn every_refusal_is_a_json_error() {
 #[tokio::test]
 async fn devices_release_unlock_and_the_report_log() {
     let api = Api::start(None).await;
-    api.login("5401", "4321").await;
+    api.login("5401", "4829").await;
     let (status, devices) = body(
         api.req(reqwest::Method::GET, "/v1/devices")
             .send()
@@ -290,6 +302,17 @@ async fn devices_release_unlock_and_the_report_log() {
     for _ in 0..5 {
         api.login("5402", "0000").await;
     }
+    let (status, locks) = body(
+        api.req(reqwest::Method::GET, "/v1/lockouts")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(locks[0]["kind"], "account", "{locks}");
+    assert_eq!(locks[0]["subject"], "1001", "{locks}");
+    assert!(locks[0]["until"].as_str().unwrap().ends_with('Z'));
     assert_eq!(unlock().await.unwrap().status(), 204);
 
     let (_, events) = body(
@@ -328,7 +351,7 @@ async fn devices_release_unlock_and_the_report_log() {
     )
     .await;
     assert_eq!(after.as_array().unwrap().len(), kinds.len() - 1);
-    assert!(!events.to_string().contains("4321"));
+    assert!(!events.to_string().contains("4829"));
     assert!(!events.to_string().contains("0000"));
 }
 
@@ -353,4 +376,55 @@ async fn metrics_are_prometheus_text() {
         "{text}"
     );
     assert!(text.contains("hotdesk_logins_total 0"), "{text}");
+}
+
+/// One desk or account is one spelling: other spellings are refused with the reason, and a
+/// lock is cleared by extension or by source address.
+#[tokio::test]
+async fn identifiers_are_canonical_and_sources_can_be_unlocked() {
+    let api = Api::start(None).await;
+    for path in [
+        "/v1/devices/05401/login",
+        "/v1/devices/+5401/login",
+        "/v1/devices/%205401/login",
+        "/v1/lockouts/01001",
+    ] {
+        let (status, error) =
+            body(api.req(reqwest::Method::DELETE, path).send().await.unwrap()).await;
+        assert_eq!(status, 422, "{path}: {error}");
+        assert_eq!(error["error"], "invalid", "{path}: {error}");
+    }
+    let (status, error) = body(
+        api.req(reqwest::Method::POST, "/v1/activations")
+            .header("content-type", "application/json")
+            .body(r#"{"device":"05401"}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("must not start with 0"),
+        "{error}"
+    );
+    // A source address (any spelling) or an IPv6 /64 is a lock subject: not locked, so 404.
+    for subject in [
+        "192.0.2.7",
+        "::ffff:192.0.2.7",
+        "2001:db8::1",
+        "2001:db8::%2F64",
+    ] {
+        let path = format!("/v1/lockouts/{subject}");
+        let status = api
+            .req(reqwest::Method::DELETE, &path)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path}");
+    }
 }

@@ -11,6 +11,7 @@ use hotdesk::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
 use hotdesk::config::DtmfMode;
 use hotdesk::dsp::g711::Law;
 use hotdesk::media::DigitSource;
+use hotdesk::media::session::MediaSettings;
 use hotdesk::prompts::loader::PromptCache;
 use hotdesk::rtp::dtmf_stream::{self, DtmfMode as StreamMode, DtmfStreamSpec};
 use hotdesk::rtp::packet;
@@ -35,7 +36,13 @@ fn invite() -> Request {
 
 fn settings() -> CallSettings {
     CallSettings {
-        dtmf: DtmfMode::Auto,
+        media: MediaSettings {
+            dtmf: DtmfMode::Auto,
+            rtp_timeout: None,
+        },
+        media_networks: Arc::from(Vec::new()),
+        ack_timeout: Duration::from_secs(32),
+        max_duration: Duration::from_secs(120),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         language: "en".into(),
         rtp: "127.0.0.1:20000".parse().unwrap(),
@@ -180,7 +187,13 @@ fn keys_on_both_paths_are_heard_once_and_spoken_back() {
         .iter()
         .filter(|(t, _, _)| *t <= t0 + Duration::from_secs(5))
         .collect();
-    assert_eq!(sent.len(), 251);
+    // From the ACK at 30 ms: nothing is sent before it.
+    assert_eq!(sent.len(), 249);
+    assert!(
+        r.rtp_out
+            .iter()
+            .all(|(t, _, _)| *t >= t0 + Duration::from_millis(30))
+    );
     assert!(
         sent.iter()
             .all(|(_, to, _)| *to == CALLER_RTP.parse::<SocketAddr>().unwrap())
@@ -297,6 +310,9 @@ fn an_unacknowledged_2xx_is_resent_then_the_call_is_dropped() {
         ))
     );
     assert!(r.events.contains(&CallEvent::Ended(EndReason::NoAck)));
+    // Not one RTP packet went out for an INVITE that was never acknowledged: whoever the
+    // offer named receives nothing from a forged INVITE.
+    assert!(r.rtp_out.is_empty(), "{} packets", r.rtp_out.len());
 }
 
 #[test]

@@ -25,6 +25,9 @@ fn policy() -> LockoutPolicy {
         window: Duration::from_secs(60),
         lock: Duration::from_secs(300),
         device_failures: 5,
+        source_failures: 8,
+        source_window: Duration::from_secs(60),
+        source_block: Duration::from_secs(300),
     }
 }
 
@@ -68,6 +71,7 @@ async fn login(
             pin: &p,
             via: Via::FeatureCode,
             call_id: "call-1",
+            source: None,
         },
         at,
     )
@@ -129,8 +133,20 @@ async fn pin_policy_refuses_short_long_and_non_digits() {
         assert!(text.contains(why), "{bad:?}: {text}");
         assert!(err.is_bad_input());
     }
-    d.set_pin("1001", &pin("0000")).await.unwrap();
-    d.set_pin("1001", &pin("0123456789")).await.unwrap();
+    // Weak PINs are refused with the reason, never the PIN (pin_refuse_weak, on by default).
+    for (weak, why) in [
+        ("0000", "one digit repeated"),
+        ("0123456789", "a run of digits"),
+        ("9876", "a run of digits"),
+        ("7890", "a run of digits"),
+        ("2109", "a run of digits"),
+        ("1001", "the extension itself"),
+    ] {
+        let err = d.set_pin("1001", &pin(weak)).await.unwrap_err().to_string();
+        assert!(err.contains(why) && !err.contains(weak), "{weak:?}: {err}");
+    }
+    d.set_pin("1001", &pin("0518")).await.unwrap();
+    d.set_pin("1001", &pin("5820374619")).await.unwrap();
     let err = d.set_pin("4444", &pin("1234")).await.unwrap_err();
     assert!(matches!(err, DirectoryError::UnknownUser(_)), "{err}");
 }
@@ -236,7 +252,8 @@ async fn wrong_pin_unknown_account_and_no_pin_are_all_incorrect() {
         summary(&reports),
         vec![
             (Event::LoginFailed, "5401".into(), s("1001"), None),
-            (Event::LoginFailed, "5402".into(), s("7777"), None),
+            // 7777 is no user: what was keyed is not kept (it may be a PIN typed early).
+            (Event::LoginFailed, "5402".into(), None, None),
             (Event::LoginFailed, "5403".into(), s("1003"), None),
             (Event::LoginFailed, "5404".into(), s("1001"), None),
         ]
@@ -623,18 +640,18 @@ async fn csv_import_reports_bad_lines_by_number_and_keeps_the_good() {
     let dir = tempfile::tempdir().unwrap();
     let d = populated(&dir).await;
     let csv = "extension,name,pin,language\n\
-               2001,Carol,1234,fr\n\
+               2001,Carol,1739,fr\n\
                2002,Dave,12,en\n\
                # a comment\n\
-               20x3,Eve,5678\n\
+               20x3,Eve,5178\n\
                \n\
-               2004,\"Frank, Jr.\",87654321\n\
+               2004,\"Frank, Jr.\",87154321\n\
                1002,Bob Renamed,,de\n\
                2005,Gina\n\
-               2006,Hal,4321,ENGLISH\n\
+               2006,Hal,4931,ENGLISH\n\
                2007,Ivy,\n\
-               2008,\"Unclosed,1234\n\
-               2009,Jo,2222\r\n";
+               2008,\"Unclosed,1739\n\
+               2009,Jo,2292\r\n";
     let report = d.import_csv(csv.as_bytes()).await.unwrap();
     assert_eq!((report.added, report.updated), (4, 1), "{report:?}");
     let errors: Vec<_> = report
@@ -678,7 +695,7 @@ async fn csv_import_reports_bad_lines_by_number_and_keeps_the_good() {
         accepted("1002", None, None)
     );
     assert_eq!(
-        login(&d, "5402", "2001", "1234", T0).await,
+        login(&d, "5402", "2001", "1739", T0).await,
         accepted("2001", None, None)
     );
     assert!(d.user("2002").await.unwrap().is_none());
@@ -691,8 +708,8 @@ async fn no_pin_in_reports_errors_or_debug() {
     let d = populated(&dir).await;
     // Distinctive PINs that cannot appear by chance in ids, times or extensions.
     d.add_user("3001", None, None).await.unwrap();
-    d.set_pin("3001", &pin("9876543")).await.unwrap();
-    login(&d, "5401", "3001", "9876543", T0).await;
+    d.set_pin("3001", &pin("9176543")).await.unwrap();
+    login(&d, "5401", "3001", "9176543", T0).await;
     login(&d, "5402", "3001", "8765432", T0 + secs(1)).await;
     login(&d, "5402", "4242", "8765432", T0 + secs(2)).await;
     for _ in 0..3 {
@@ -720,13 +737,14 @@ async fn no_pin_in_reports_errors_or_debug() {
             account: "3001",
             pin: &secret,
             via: Via::Api,
-            call_id: ""
+            call_id: "",
+            source: None,
         }
     ));
     texts.push(format!("{d:?}"));
     assert!(texts.len() > 10);
     for text in &texts {
-        for p in ["9876543", "8765432", "7654321", "76543"] {
+        for p in ["9176543", "8765432", "7654321", "76543"] {
             assert!(!text.contains(p), "{p} in {text}");
         }
     }
@@ -763,4 +781,246 @@ async fn concurrent_guesses_cannot_exceed_the_limit() {
         .filter(|r| r.event == Event::LockedOut)
         .count();
     assert_eq!((failed, lockouts, locked), (3, 1, 10));
+}
+
+/// [`login`] from a source address.
+async fn login_from(
+    d: &Directory,
+    device: &str,
+    account: &str,
+    p: &str,
+    source: &str,
+    at: OffsetDateTime,
+) -> LoginOutcome {
+    let p = pin(p);
+    d.login_at(
+        Attempt {
+            device,
+            account,
+            pin: &p,
+            via: Via::FeatureCode,
+            call_id: "call-1",
+            source: Some(source.parse().unwrap()),
+        },
+        at,
+    )
+    .await
+    .unwrap()
+}
+
+/// One desk is one key: a desk spelt `05401` or `+5401` is refused, not counted apart
+/// (found by an outside test: 60 guesses under 8 spellings locked nothing).
+#[tokio::test]
+async fn a_desk_spelt_another_way_is_refused_not_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    for spelling in ["05401", "005401", "+5401", " 5401", "5401 ", "５４０１"] {
+        let p = pin("9999");
+        let err = d
+            .login_at(
+                Attempt {
+                    device: spelling,
+                    account: "1001",
+                    pin: &p,
+                    via: Via::FeatureCode,
+                    call_id: "call-1",
+                    source: None,
+                },
+                T0,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DirectoryError::Invalid {
+                    field: "device",
+                    ..
+                }
+            ),
+            "{spelling:?}: {err}"
+        );
+        assert!(
+            d.release(spelling, Via::Api, None).await.is_err(),
+            "{spelling:?}"
+        );
+    }
+    // None of them wrote anything; the desk's own allowance is untouched.
+    assert!(events(&d).await.is_empty());
+    for _ in 0..4 {
+        login(&d, "5401", "1002", "9999", T0).await;
+    }
+    assert_eq!(
+        login(&d, "5401", "1001", "2468", T0).await,
+        accepted("1001", None, None)
+    );
+}
+
+/// What a caller keyed is kept only when it is a user's exact extension: a PIN typed where
+/// the account is asked for (`10012468`, the first `#` missed) or an account spelt with a
+/// leading zero leaves no trace of itself in the reports or the failure count.
+#[tokio::test]
+async fn an_account_entry_that_is_no_user_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    for keyed in ["10012468", "01001", "2468", "1001246824682468246824682468"] {
+        assert_eq!(
+            login(&d, "5401", keyed, "2468", T0).await,
+            LoginOutcome::Incorrect
+        );
+    }
+    let reports = events(&d).await;
+    assert_eq!(reports.len(), 4);
+    for r in &reports {
+        assert_eq!((r.event, r.user.as_deref()), (Event::LoginFailed, None));
+        assert!(!String::from_utf8(r.body()).unwrap().contains("2468"));
+    }
+    // The store holds no trace of the entries either.
+    d.close().await;
+    let raw = std::fs::read(dir.path().join("hotdesk.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("hotdesk.db-wal")).unwrap_or_default();
+    for bytes in [raw, wal] {
+        assert!(
+            !bytes.windows(8).any(|w| w == b"10012468"),
+            "the keyed entry is in the store"
+        );
+    }
+}
+
+/// Guessing across many accounts and desks from one address blocks the address (fail2ban's
+/// job over Asterisk's security events): `source_blocked` is reported with the source, later
+/// attempts from it are refused without counting, the API can list and clear the block, and
+/// an IPv6 source counts by its /64.
+#[tokio::test]
+async fn one_source_guessing_across_accounts_and_desks_is_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    // policy(): 8 failures from one source within 60 s; desks lock at 5, accounts at 3, so
+    // spread the guesses over desks and made-up accounts.
+    for i in 0..7 {
+        let desk = format!("54{:02}", 10 + i);
+        let account = format!("{}", 2000 + i);
+        assert_eq!(
+            login_from(&d, &desk, &account, "1111", "192.0.2.7", T0 + secs(i)).await,
+            LoginOutcome::Incorrect
+        );
+    }
+    let tripped = login_from(&d, "5420", "3000", "1111", "::ffff:192.0.2.7", T0 + secs(8)).await;
+    assert!(
+        matches!(tripped, LoginOutcome::LockedOut { .. }),
+        "{tripped:?}"
+    );
+    let last = events(&d).await.pop().unwrap();
+    assert_eq!(last.event, Event::SourceBlocked);
+    assert_eq!(last.source.as_deref(), Some("192.0.2.7"));
+    let body = String::from_utf8(last.body()).unwrap();
+    assert!(
+        body.contains(r#""event":"source_blocked""#) && body.contains(r#""source":"192.0.2.7""#),
+        "{body}"
+    );
+    // Even the right PIN is refused from there now, and nothing more is counted or reported.
+    let before = events(&d).await.len();
+    let refused = login_from(&d, "5430", "1001", "2468", "192.0.2.7", T0 + secs(9)).await;
+    assert!(matches!(refused, LoginOutcome::LockedOut { .. }));
+    assert_eq!(events(&d).await.len(), before);
+    // Another source is not affected.
+    assert_eq!(
+        login_from(&d, "5430", "1001", "2468", "192.0.2.8", T0 + secs(9)).await,
+        accepted("1001", None, None)
+    );
+    // Listed, then cleared by address.
+    let locks = d.lockouts_at(T0 + secs(10)).await.unwrap();
+    assert!(
+        locks
+            .iter()
+            .any(|l| l.kind == "source" && l.subject == "192.0.2.7"),
+        "{locks:?}"
+    );
+    // (unlock says whether a lock is in force at the real time; these are on test time)
+    d.unlock("192.0.2.7").await.unwrap();
+    assert!(
+        d.blocked_sources_at(T0 + secs(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // IPv6: eight addresses of one /64 are one source.
+    for i in 0..8 {
+        let desk = format!("54{:02}", 50 + i);
+        let account = format!("{}", 2100 + i);
+        login_from(
+            &d,
+            &desk,
+            &account,
+            "1111",
+            &format!("2001:db8:1:2::{}", i + 1),
+            T0 + secs(20),
+        )
+        .await;
+    }
+    let blocked = d.blocked_sources_at(T0 + secs(21)).await.unwrap();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0].0, "2001:db8:1:2::/64");
+    d.unlock("2001:db8:1:2::99").await.unwrap();
+    assert!(
+        d.blocked_sources_at(T0 + secs(21))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        d.unlock("not-an-address").await,
+        Err(DirectoryError::Invalid { .. })
+    ));
+}
+
+/// Delivered reports past the retention are deleted; undelivered ones never are.
+#[tokio::test]
+async fn pruning_keeps_what_is_undelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    login(&d, "5401", "1001", "2468", T0).await;
+    login(&d, "5402", "1002", "1357", T0).await;
+    let pending = d.events_after(None, 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    // Nothing is delivered: nothing goes, however old.
+    let later = T0 + time::Duration::days(100);
+    assert_eq!(
+        d.prune_at(later, Some(Duration::from_secs(86_400)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(events(&d).await.len(), 2);
+    assert_eq!(d.prune_at(later, None).await.unwrap(), 0);
+}
+
+/// The store's files hold the PIN hashes: owner-only (0600), also when they were 0644.
+#[tokio::test]
+async fn the_store_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = populated(&dir).await;
+    login(&d, "5401", "1001", "2468", T0).await;
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for name in ["hotdesk.db", "hotdesk.db-wal", "hotdesk.db-shm"] {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+    d.close().await;
+    drop(d);
+    // A store made by an older version (0644) is made private when opened.
+    for name in ["hotdesk.db", "hotdesk.db-wal", "hotdesk.db-shm"] {
+        let path = dir.path().join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let _d = open(&dir).await;
+    assert_eq!(mode("hotdesk.db"), 0o600);
 }

@@ -66,6 +66,7 @@ async fn login(d: &Directory, device: &str, account: &str, pin: &str) {
         pin: &pin,
         via: Via::FeatureCode,
         call_id: "cli-test",
+        source: None,
     })
     .await
     .unwrap();
@@ -120,6 +121,8 @@ fn users_add_set_pin_list_remove() {
     for (pin, why) in [
         ("987\n", "too short"),
         ("98a76\n", "digits"),
+        ("7777\n", "one digit repeated"),
+        ("4321\n", "a run of digits"),
         ("", "no PIN"),
     ] {
         let err = fails(d, &["users", "set-pin", "1002"], pin, 2);
@@ -128,7 +131,7 @@ fn users_add_set_pin_list_remove() {
             assert!(!err.contains(pin.trim()), "{err}");
         }
     }
-    let err = fails(d, &["users", "set-pin", "4040"], "1234\n", 2);
+    let err = fails(d, &["users", "set-pin", "4040"], "1739\n", 2);
     assert!(err.contains("no such user"), "{err}");
     // Never from argv: clap refuses the extra argument.
     fails(d, &["users", "set-pin", "1002", "1234"], "", 2);
@@ -154,7 +157,7 @@ fn users_import_names_bad_lines_and_keeps_the_good() {
     let d = dir.path();
     std::fs::write(
         d.join("people.csv"),
-        "extension,name,pin,language\n2001,Carol,1234,fr\n2002,Dave,12\n2003,Eve,5678\n",
+        "extension,name,pin,language\n2001,Carol,1739,fr\n2002,Dave,12\n2003,Eve,5178\n",
     )
     .unwrap();
     let out = run(d, &["users", "import", "people.csv"], "");

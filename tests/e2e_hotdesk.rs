@@ -518,9 +518,14 @@ fn check_report(hook: &Hook, e: &Expect, context: &dyn Fn() -> String) {
     );
     assert!(
         hook.signature_ok,
-        "X-Hotdesk-Signature {:?} is not sha256=HMAC-SHA256(secret, body) = {:?}\nbody: {}\n{}",
+        "X-Hotdesk-Signature {:?}: {:?}\nbody: {}\n{}",
         m.header("x-hotdesk-signature"),
-        common::http::signature(SECRET.as_bytes(), &m.body),
+        common::http::verify_v1(
+            SECRET.as_bytes(),
+            m.header("x-hotdesk-signature").unwrap_or_default(),
+            &m.body,
+            common::http::unix_now()
+        ),
         hook.summary(),
         context()
     );

@@ -11,9 +11,10 @@ use hotdesk::config::DtmfMode;
 use hotdesk::dsp::g711::Law;
 use hotdesk::dsp::tone::{Burst, Signal};
 use hotdesk::media::DigitSource;
-use hotdesk::media::session::{MediaEvent, MediaSession};
+use hotdesk::media::session::{MediaEvent, MediaSession, MediaSettings};
 use hotdesk::prompts::loader::PromptCache;
 use hotdesk::rtp::packet;
+use hotdesk::rtp::source::MediaScope;
 use hotdesk::rtp::telephone_event::TelephoneEvent;
 use hotdesk::sip::sdp::{self, Codec};
 use rand::SeedableRng;
@@ -28,7 +29,22 @@ fn session(t0: Instant, mode: DtmfMode, prefs: &[Codec]) -> MediaSession {
     let offer = sdp::parse(OFFER).unwrap();
     let negotiated = sdp::negotiate(&offer.audio, prefs).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    MediaSession::new(&negotiated, mode, "en", CACHE.clone(), t0, &mut rng).unwrap()
+    let settings = MediaSettings {
+        dtmf: mode,
+        rtp_timeout: None,
+    };
+    let mut m = MediaSession::new(
+        &negotiated,
+        &settings,
+        MediaScope::anywhere(),
+        "en",
+        CACHE.clone(),
+        t0,
+        &mut rng,
+    )
+    .unwrap();
+    m.start_sending(t0);
+    m
 }
 
 /// The caller's side: 20 ms audio frames of `audio` (8 kHz) plus RFC 4733 events for `keys`
@@ -318,7 +334,7 @@ fn garbage_and_foreign_payload_types_are_counted_not_fatal() {
     assert_eq!(m.stats().rejected, 2);
     assert_eq!(
         m.remote(),
-        "192.0.2.9:40000".parse().unwrap(),
+        Some("192.0.2.9:40000".parse().unwrap()),
         "rejected packets do not move RTP"
     );
 }

@@ -11,7 +11,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hotdesk::directory::{Attempt, Directory, LockoutPolicy, Pepper, Via};
-use hotdesk::report::{Delivery, Report, sign};
+use hotdesk::report::{Delivery, Report, SignatureScheme, sign, sign_v1};
+
+mod common;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,6 +39,33 @@ fn signature_matches_openssl() {
     // The body a Report serialises to is byte for byte that one.
     let report: Report = serde_json::from_str(body).unwrap();
     assert_eq!(report.body(), body.as_bytes());
+    // v1 signs the time and the body:
+    //   printf '%s' '1764756000.{"id":…}' | openssl dgst -sha256 -hmac 'hotdesk-test-secret'
+    assert_eq!(
+        sign_v1(SECRET.as_bytes(), body.as_bytes(), 1_764_756_000),
+        "t=1764756000,v1=d1f468ee560a5e84d56b53ad168156b1d8f575ad15fa7e1740d04bbef65bb0b8"
+    );
+    // `report.signature = "legacy"` keeps the old header for receivers not yet moved over.
+    assert_eq!(
+        SignatureScheme::Legacy.sign(SECRET.as_bytes(), body.as_bytes(), 1_764_756_000),
+        sign(SECRET.as_bytes(), body.as_bytes())
+    );
+}
+
+#[test]
+fn a_v1_signature_holds_only_within_the_time_window() {
+    let body = br#"{"id":"x"}"#;
+    let now = common::http::unix_now();
+    let fresh = sign_v1(SECRET.as_bytes(), body, now);
+    common::http::verify_v1(SECRET.as_bytes(), &fresh, body, now).unwrap();
+    // A captured request sent again ten minutes later is refused by the receiver.
+    let replayed = common::http::verify_v1(SECRET.as_bytes(), &fresh, body, now + 600);
+    assert!(replayed.unwrap_err().contains("600s"));
+    // The time cannot be changed without the secret.
+    let moved = fresh.replace(&format!("t={now}"), &format!("t={}", now + 600));
+    assert!(common::http::verify_v1(SECRET.as_bytes(), &moved, body, now + 600).is_err());
+    // Nor the body.
+    assert!(common::http::verify_v1(SECRET.as_bytes(), &fresh, br#"{"id":"y"}"#, now).is_err());
 }
 
 /// What the receiver saw.
@@ -90,7 +119,13 @@ async fn handle(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
             return StatusCode::BAD_REQUEST;
         }
     };
-    if header("x-hotdesk-signature") != sign(SECRET.as_bytes(), &body) {
+    let signed = common::http::verify_v1(
+        SECRET.as_bytes(),
+        &header("x-hotdesk-signature"),
+        &body,
+        common::http::unix_now(),
+    );
+    if signed.is_err() {
         inbox.bad.push(format!("{}: signature", report.id));
         return StatusCode::UNAUTHORIZED;
     }
@@ -146,7 +181,7 @@ async fn open(dir: &tempfile::TempDir) -> Directory {
 
 async fn populated(dir: &tempfile::TempDir) -> Directory {
     let d = open(dir).await;
-    for (ext, pin) in [("1001", "1111"), ("1002", "2222"), ("1003", "3333")] {
+    for (ext, pin) in [("1001", "1151"), ("1002", "2262"), ("1003", "3373")] {
         d.add_user(ext, None, None).await.unwrap();
         d.set_pin(ext, &SecretString::from(pin)).await.unwrap();
     }
@@ -161,6 +196,7 @@ async fn login(d: &Directory, device: &str, account: &str, pin: &str) {
         pin: &pin,
         via: Via::FeatureCode,
         call_id: "c1",
+        source: None,
     })
     .await
     .unwrap();
@@ -168,15 +204,15 @@ async fn login(d: &Directory, device: &str, account: &str, pin: &str) {
 
 /// Reports on three desks, with a release caused by a second-desk login and a failure.
 async fn make_events(d: &Directory) {
-    login(d, "5401", "1001", "1111").await;
-    login(d, "5402", "1002", "2222").await;
-    login(d, "5403", "1001", "1111").await;
+    login(d, "5401", "1001", "1151").await;
+    login(d, "5402", "1002", "2262").await;
+    login(d, "5403", "1001", "1151").await;
     d.release("5402", Via::FeatureCode, Some("c2"))
         .await
         .unwrap();
     login(d, "5401", "1003", "0000").await;
-    login(d, "5401", "1002", "2222").await;
-    login(d, "5402", "1003", "3333").await;
+    login(d, "5401", "1002", "2262").await;
+    login(d, "5402", "1003", "3373").await;
 }
 
 /// Report ids per device, in order, first occurrence only (at-least-once: drop duplicates).

@@ -8,6 +8,7 @@ use hotdesk::sip::message::{self, Method, Response, SipMessage, new_tag, respons
 use hotdesk::sip::transaction::{Timers, TransactionEvent};
 
 const PHONE: &str = "127.0.0.1:5070";
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn settings(max_calls: usize) -> EndpointSettings {
     EndpointSettings {
@@ -17,6 +18,8 @@ fn settings(max_calls: usize) -> EndpointSettings {
         services: vec!["*97".into()],
         retry_after: Duration::from_secs(7),
         timers: Timers::default(),
+        max_requests_per_source_s: 10_000,
+        max_invites_per_source_s: 10_000,
     }
 }
 
@@ -172,7 +175,10 @@ fn over_capacity_is_503_with_retry_after_and_a_slot_frees_when_a_call_ends() {
     let busy = &responses[1].1;
     assert_eq!(busy.code, 503);
     assert_eq!(busy.headers.get("Retry-After"), Some("7"));
-    assert_eq!(h.ep.register_outbound("c3"), Err(CapacityError::Full(1)));
+    assert_eq!(
+        h.ep.register_outbound("c3", LOCALHOST),
+        Err(CapacityError::Full(1))
+    );
     h.ep.call_ended("c1");
     h.incoming("c4", "a4");
 }
@@ -187,7 +193,10 @@ fn draining_refuses_invites_and_options_with_503() {
     let responses = h.responses();
     assert_eq!(responses[0].1.code, 503);
     assert!(responses[0].1.headers.get("Retry-After").is_some());
-    assert_eq!(h.ep.register_outbound("c2"), Err(CapacityError::Draining));
+    assert_eq!(
+        h.ep.register_outbound("c2", LOCALHOST),
+        Err(CapacityError::Draining)
+    );
 }
 
 #[test]
@@ -201,7 +210,7 @@ fn an_unavailable_store_refuses_new_calls_but_not_calls_up() {
     assert_eq!(responses[1].1.code, 503);
     assert_eq!(responses[1].1.headers.get("Retry-After"), Some("7"));
     assert!(
-        matches!(h.ep.register_outbound("c3"), Err(CapacityError::Unavailable(r)) if r.contains("disk full"))
+        matches!(h.ep.register_outbound("c3", LOCALHOST), Err(CapacityError::Unavailable(r)) if r.contains("disk full"))
     );
     h.send(&req("OPTIONS", "hotdesk", "o1", "o1", None));
     assert_eq!(h.codes(), vec![503]);
@@ -348,7 +357,7 @@ fn malformed_request_is_400_naming_the_problem_and_keepalives_are_ignored() {
 #[test]
 fn a_calls_request_gets_its_responses_and_a_timeout_after_64_t1() {
     let mut h = Harness::new(10);
-    h.ep.register_outbound("out1").unwrap();
+    h.ep.register_outbound("out1", LOCALHOST).unwrap();
     let bye = message::parse(
         req("BYE", "5401", "out1", "cl1", Some("them"))
             .replace(PHONE, "127.0.0.1:5060")

@@ -85,6 +85,8 @@ fn endpoint() -> Endpoint {
         services: vec!["user".into()],
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
+        max_requests_per_source_s: 10_000,
+        max_invites_per_source_s: 10_000,
     })
 }
 

@@ -258,6 +258,7 @@ async fn store(
                     pin: &pin,
                     via: Via::FeatureCode,
                     call_id: &call_id,
+                    source: None,
                 })
                 .await;
             (started.elapsed(), outcome)

@@ -10,7 +10,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use hotdesk::config::DtmfMode;
-use hotdesk::media::session::{MediaEvent, MediaSession};
+use hotdesk::media::session::{MediaEvent, MediaSession, MediaSettings};
+use hotdesk::rtp::source::MediaScope;
 use hotdesk::prompts::{PromptCache, ids};
 use hotdesk::sip::sdp::{self, Codec};
 use libfuzzer_sys::fuzz_target;
@@ -65,9 +66,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut now = Instant::now();
+    let settings = MediaSettings {
+        dtmf: DtmfMode::Auto,
+        rtp_timeout: Some(Duration::from_secs(10)),
+    };
     let Ok(mut session) = MediaSession::new(
         &negotiated,
-        DtmfMode::Auto,
+        &settings,
+        MediaScope::anywhere(),
         "en",
         CACHE.clone(),
         now,
@@ -76,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // A prompt plays, as on a real call, so barge-in and the paced sender run too.
+    session.start_sending(now);
     session
         .play(&[ids::ENTER_ACCOUNT.to_owned()])
         .expect("a bundled prompt");

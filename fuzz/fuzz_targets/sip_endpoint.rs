@@ -26,6 +26,8 @@ fn settings() -> EndpointSettings {
         services: vec!["*88".into(), "*89".into(), "*97".into()],
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
+        max_requests_per_source_s: 1_000_000,
+        max_invites_per_source_s: 1_000_000,
     }
 }
 

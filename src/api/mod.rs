@@ -8,6 +8,7 @@
 //! field gets 400/422 naming it; bodies over 64 KiB are refused with 413.
 
 mod activations;
+mod serve;
 
 use std::sync::Arc;
 
@@ -25,9 +26,11 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 pub use activations::{Activation, ActivationState, Activations};
+pub use serve::{ServeLimits, serve};
 
 use crate::config::Validated;
 use crate::directory::{Directory, Via};
+use crate::identity::{Extension, SourceKey};
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 
@@ -121,7 +124,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/activations/{id}", get(activations::get))
         .route("/v1/devices", get(devices))
         .route("/v1/devices/{device}/login", delete(release))
-        .route("/v1/lockouts/{user}", delete(unlock))
+        .route("/v1/lockouts", get(lockouts))
+        .route("/v1/lockouts/{subject}", delete(unlock))
         .route("/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -221,17 +225,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
-/// An extension in a path: digits only, 1-20 of them.
+/// An extension in a path or body, canonical ([`Extension`]): one desk or account is one
+/// spelling everywhere, so that no limit can be dodged by writing `05401`.
 fn extension(name: &'static str, value: &str) -> Result<(), ApiError> {
-    if (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    Extension::parse(value).map(drop).map_err(|e| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
-            format!("{name} must be an extension (digits), got {value:?}"),
-        ))
-    }
+            format!("{name} {e}"),
+        )
+    })
 }
 
 async fn release(
@@ -253,19 +256,33 @@ async fn release(
     }
 }
 
+/// Every lock in force: accounts, desks and blocked sources, with when each ends.
+async fn lockouts(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let locks = state.directory.lockouts_at(crate::directory::now()).await?;
+    Ok(axum::Json(locks).into_response())
+}
+
+/// Clears the lock of an account or desk (an extension), or the block of a source (an IP
+/// address, or an IPv6 /64).
 async fn unlock(
     State(state): State<ApiState>,
-    Segment(user): Segment,
+    Segment(subject): Segment,
 ) -> Result<Response, ApiError> {
-    extension("user", &user)?;
-    if state.directory.unlock(&user).await? {
-        tracing::info!(user, "unlocked by the API");
+    if Extension::parse(&subject).is_err() && SourceKey::parse(&subject).is_err() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{subject:?} is neither an extension nor an IP address or IPv6 /64"),
+        ));
+    }
+    if state.directory.unlock(&subject).await? {
+        tracing::info!(subject, "unlocked by the API");
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not locked",
-            format!("{user} is not locked out"),
+            format!("{subject} is not locked out"),
         ))
     }
 }

@@ -46,6 +46,7 @@
 mod pin;
 mod users;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -64,10 +65,11 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::{Config, SecurityConfig};
+use crate::identity::{Extension, SourceKey};
 use crate::report::{Event, Report};
 
 pub use pin::{
-    MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, dummy_hash, hash_pin, pepper_path,
+    MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, PinPolicy, dummy_hash, hash_pin, pepper_path,
     validate_pin, verify_pin,
 };
 pub use users::{ImportLineError, ImportReport, User};
@@ -86,6 +88,13 @@ pub struct LockoutPolicy {
     pub lock: Duration,
     /// Failed attempts from one desk (any accounts) within `window` that lock the desk.
     pub device_failures: u32,
+    /// Failed attempts from one source address (any desks, any accounts) within
+    /// `source_window` that block the source for `source_block`.
+    pub source_failures: u32,
+    /// The window source failures are counted in.
+    pub source_window: Duration,
+    /// How long a source stays blocked.
+    pub source_block: Duration,
 }
 
 impl LockoutPolicy {
@@ -100,18 +109,26 @@ impl LockoutPolicy {
             window: Duration::from_secs(security.lockout_window_s),
             lock: Duration::from_secs(security.lockout_s),
             device_failures: Self::DEFAULT_DEVICE_FAILURES,
+            source_failures: security.source_failures,
+            source_window: Duration::from_secs(security.source_window_s),
+            source_block: Duration::from_secs(security.source_block_s),
         }
     }
 
     fn validate(&self) -> Result<(), DirectoryError> {
         if self.failures == 0
             || self.device_failures == 0
+            || self.source_failures == 0
             || self.window.is_zero()
             || self.lock.is_zero()
+            || self.source_window.is_zero()
+            || self.source_block.is_zero()
         {
             return Err(DirectoryError::Invalid {
                 field: "security",
-                reason: "lockout failures, window and lock duration must be positive".into(),
+                reason: "lockout and source-block failures, windows and durations must be \
+                         positive"
+                    .into(),
             });
         }
         Ok(())
@@ -167,6 +184,10 @@ pub struct Attempt<'a> {
     pub via: Via,
     /// The SIP Call-ID it was made in.
     pub call_id: &'a str,
+    /// Where it came from, when per-source limits apply to it (see [`SourceKey`]); `None`
+    /// for attempts that no outside address made (a callback we placed) or whose address is
+    /// exempt (`security.source_exempt`, e.g. the proxy every call comes through).
+    pub source: Option<IpAddr>,
 }
 
 /// The result of [`Directory::login`].
@@ -315,6 +336,8 @@ struct Inner {
     pool: SqlitePool,
     pepper: Pepper,
     policy: LockoutPolicy,
+    /// Which PINs may be set.
+    pin_policy: PinPolicy,
     /// See [`dummy_hash`].
     dummy_hash: String,
     /// Woken after every commit that wrote a report, for the delivery task.
@@ -342,6 +365,68 @@ struct NewReport<'a> {
     previous_user: Option<&'a str>,
     via: Via,
     call_id: Option<&'a str>,
+    /// For `source_blocked`: the source key.
+    source: Option<&'a str>,
+}
+
+/// What one login attempt is counted against.
+#[derive(Debug, Clone)]
+struct Subjects<'a> {
+    /// The account keyed, when it is an extension at all (a known user's, once checked).
+    account: Option<&'a str>,
+    /// The desk, canonical.
+    device: &'a str,
+    /// The source key ([`SourceKey`]), when source limits apply.
+    source: Option<String>,
+}
+
+/// What a lock is on (the `lockouts.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// An account (too many wrong PINs for it).
+    Account,
+    /// A desk phone (too many failures from it, any accounts).
+    Device,
+    /// A source address (too many failures from it, any desks).
+    Source,
+}
+
+impl LockKind {
+    /// The stored and reported name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Account => "account",
+            LockKind::Device => "device",
+            LockKind::Source => "source",
+        }
+    }
+
+    fn parse(s: &str) -> Result<LockKind, DirectoryError> {
+        [LockKind::Account, LockKind::Device, LockKind::Source]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| DirectoryError::Corrupt(format!("unknown lock kind {s:?}")))
+    }
+
+    /// The report a new lock of this kind writes.
+    fn event(self) -> Event {
+        match self {
+            LockKind::Source => Event::SourceBlocked,
+            LockKind::Account | LockKind::Device => Event::LockedOut,
+        }
+    }
+}
+
+/// A lock in force (`GET /v1/lockouts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lock {
+    /// `account`, `device` or `source`.
+    pub kind: &'static str,
+    /// The extension, or the source key.
+    pub subject: String,
+    /// When it ends.
+    #[serde(with = "crate::report::rfc3339_millis")]
+    pub until: OffsetDateTime,
 }
 
 /// An undelivered report at the head of its device's queue, for the delivery task.
@@ -365,13 +450,14 @@ type ReportRow = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 /// The columns of a [`ReportRow`], as a literal for `concat!` (sqlx wants `'static` SQL).
 macro_rules! report_columns {
     () => {
         "seq, id, event, device, user_ext, previous_user, via, call_id, at_ms, attempts, \
-         next_attempt_ms"
+         next_attempt_ms, source"
     };
 }
 
@@ -383,6 +469,16 @@ impl Directory {
         url: &str,
         pepper: Pepper,
         policy: LockoutPolicy,
+    ) -> Result<Directory, DirectoryError> {
+        Directory::open_with(url, pepper, policy, PinPolicy::default()).await
+    }
+
+    /// [`Directory::open`] with a PIN policy other than the default.
+    pub async fn open_with(
+        url: &str,
+        pepper: Pepper,
+        policy: LockoutPolicy,
+        pin_policy: PinPolicy,
     ) -> Result<Directory, DirectoryError> {
         policy.validate()?;
         if !url.starts_with("sqlite:") {
@@ -409,7 +505,9 @@ impl Directory {
         // One connection first switches a new file to WAL on its own: the pool opens its
         // connections concurrently, and two of them switching the journal mode at once get
         // SQLITE_BUSY without the busy handler being asked (seen under load in CI).
-        if !url.contains(":memory:") && !url.contains("mode=memory") {
+        let on_disk = !url.contains(":memory:") && !url.contains("mode=memory");
+        if on_disk {
+            private_files(options.get_filename());
             let first = SqliteConnection::connect_with(&options)
                 .await
                 .map_err(|source| DirectoryError::Open {
@@ -448,6 +546,7 @@ impl Directory {
                 pool,
                 pepper,
                 policy,
+                pin_policy,
                 dummy_hash: dummy,
                 outbox: Notify::new(),
                 hash_slots: Semaphore::new(
@@ -464,10 +563,15 @@ impl Directory {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Directory, DirectoryError> {
         let pepper = Pepper::resolve(&config.store.url, env(PEPPER_ENV).as_deref())?;
-        Directory::open(
+        let pin_policy = PinPolicy {
+            min_digits: config.security.pin_min_digits,
+            refuse_weak: config.security.pin_refuse_weak,
+        };
+        Directory::open_with(
             &config.store.url,
             pepper,
             LockoutPolicy::from_config(&config.security),
+            pin_policy,
         )
         .await
     }
@@ -513,11 +617,18 @@ impl Directory {
         a: Attempt<'_>,
         now: OffsetDateTime,
     ) -> Result<LoginOutcome, DirectoryError> {
-        check_token("device", a.device)?;
-        check_token("account", a.account)?;
+        let device = canonical("device", a.device)?;
         check_call_id(a.call_id)?;
+        // What the caller keyed is an account only if it is a user's exact extension; anything
+        // else (a PIN typed without the first `#`, a number spelt with a leading zero) is not
+        // kept, logged or reported anywhere.
+        let keyed = Extension::parse(a.account).ok();
+        let subjects = Subjects {
+            account: keyed.as_ref().map(Extension::as_str),
+            device: device.as_str(),
+            source: a.source.map(|ip| SourceKey::of(ip).as_str().to_owned()),
+        };
         let now_ms = to_ms(now);
-        let policy = self.inner.policy;
         let call_id = Some(a.call_id).filter(|c| !c.is_empty());
         // The PIN is checked before the write lock is taken: Argon2id takes tens of
         // milliseconds of CPU, and under the lock every login in the store waited for every
@@ -525,166 +636,222 @@ impl Directory {
         // taken to record the outcome, and what was read is checked again under it.
         let (locked_until, stored) = {
             let mut conn = self.inner.pool.acquire().await?;
-            let lock = active_lock(&mut conn, a.account, a.device, now_ms).await?;
-            (lock, pin_hash(&mut conn, a.account).await?)
+            let lock = active_lock(&mut conn, &subjects, now_ms).await?;
+            (lock, account_hash(&mut conn, subjects.account).await?)
         };
         if let Some(until) = locked_until {
             return Ok(LoginOutcome::LockedOut {
                 until: from_ms(until),
             });
         }
-        let mut matches = self.check_pin(&a, stored.clone()).await?;
+        let mut matches = self.check_pin(&a, stored.clone().flatten()).await?;
 
         let mut tx = WriteTx::begin(&self.inner.pool).await?;
         // A lock that engaged while we hashed (parallel guesses) wins: no more failures are
         // counted than the policy allows.
-        if let Some(until) = active_lock(&mut tx, a.account, a.device, now_ms).await? {
+        if let Some(until) = active_lock(&mut tx, &subjects, now_ms).await? {
             tx.rollback().await?;
             return Ok(LoginOutcome::LockedOut {
                 until: from_ms(until),
             });
         }
-        let now_stored = pin_hash(&mut tx, a.account).await?;
+        let now_stored = account_hash(&mut tx, subjects.account).await?;
         if now_stored != stored {
             // The PIN changed while we hashed (rare): check the new one, under the lock.
-            matches = self.check_pin(&a, now_stored.clone()).await?;
+            matches = self.check_pin(&a, now_stored.clone().flatten()).await?;
         }
-        let known = now_stored.is_some();
-
-        if !(known && matches) {
-            let window_start = now_ms.saturating_sub(duration_ms(policy.window));
-            sqlx::query("DELETE FROM failures WHERE at_ms <= $1")
-                .bind(window_start)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO failures (account, device, at_ms) VALUES ($1, $2, $3)")
-                .bind(a.account)
-                .bind(a.device)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            insert_report(
-                &mut tx,
-                NewReport {
-                    event: Event::LoginFailed,
-                    device: a.device,
-                    user: Some(a.account),
-                    previous_user: None,
-                    via: a.via,
-                    call_id,
-                },
-                now_ms,
-            )
-            .await?;
-            let until_ms = now_ms.saturating_add(duration_ms(policy.lock));
-            let mut locked = false;
-            let subjects = [
-                ("account", a.account, policy.failures, Some(a.account)),
-                ("device", a.device, policy.device_failures, None),
-            ];
-            for (kind, subject, limit, user) in subjects {
-                let count = recent_failures(&mut tx, kind, subject, window_start).await?;
-                if count < i64::from(limit) {
-                    continue;
-                }
-                sqlx::query(
-                    "INSERT INTO lockouts (kind, subject, until_ms) VALUES ($1, $2, $3) \
-                     ON CONFLICT (kind, subject) DO UPDATE SET until_ms = excluded.until_ms",
-                )
-                .bind(kind)
-                .bind(subject)
-                .bind(until_ms)
-                .execute(&mut *tx)
-                .await?;
-                insert_report(
-                    &mut tx,
-                    NewReport {
-                        event: Event::LockedOut,
-                        device: a.device,
-                        user,
-                        previous_user: None,
-                        via: a.via,
-                        call_id,
-                    },
-                    now_ms,
-                )
-                .await?;
-                tracing::warn!(kind, subject, "locked after {count} failed logins");
-                locked = true;
+        let account = match (&now_stored, &keyed) {
+            (Some(hash), Some(account)) if hash.is_some() && matches => account.as_str(),
+            _ => {
+                let known = subjects.account.filter(|_| now_stored.is_some());
+                let failed = Subjects {
+                    account: known,
+                    ..subjects
+                };
+                let outcome = self
+                    .record_failure(&mut tx, &failed, a.via, call_id, now_ms)
+                    .await?;
+                tx.commit().await?;
+                self.inner.outbox.notify_one();
+                return Ok(outcome);
             }
-            tx.commit().await?;
-            self.inner.outbox.notify_one();
-            return Ok(if locked {
-                LoginOutcome::LockedOut {
-                    until: from_ms(until_ms),
-                }
-            } else {
-                LoginOutcome::Incorrect
-            });
-        }
+        };
+        let outcome = self
+            .record_login(&mut tx, account, device.as_str(), a.via, call_id, now_ms)
+            .await?;
+        tx.commit().await?;
+        self.inner.outbox.notify_one();
+        Ok(outcome)
+    }
 
+    /// Writes a failed attempt and its report; locks each subject whose failures reach the
+    /// policy's limit, with a `locked_out` (account, desk) or `source_blocked` report.
+    async fn record_failure(
+        &self,
+        tx: &mut WriteTx,
+        s: &Subjects<'_>,
+        via: Via,
+        call_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<LoginOutcome, DirectoryError> {
+        let policy = self.inner.policy;
+        let oldest = now_ms.saturating_sub(duration_ms(policy.window.max(policy.source_window)));
+        sqlx::query("DELETE FROM failures WHERE at_ms <= $1")
+            .bind(oldest)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO failures (account, device, source, at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(s.account)
+        .bind(s.device)
+        .bind(s.source.as_deref())
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        let failed = NewReport {
+            event: Event::LoginFailed,
+            device: s.device,
+            user: s.account,
+            previous_user: None,
+            via,
+            call_id,
+            source: None,
+        };
+        insert_report(tx, failed, now_ms).await?;
+        let window_start = now_ms.saturating_sub(duration_ms(policy.window));
+        let source_start = now_ms.saturating_sub(duration_ms(policy.source_window));
+        let lock_until = now_ms.saturating_add(duration_ms(policy.lock));
+        let block_until = now_ms.saturating_add(duration_ms(policy.source_block));
+        let limits = [
+            (
+                LockKind::Account,
+                s.account,
+                policy.failures,
+                window_start,
+                lock_until,
+            ),
+            (
+                LockKind::Device,
+                Some(s.device),
+                policy.device_failures,
+                window_start,
+                lock_until,
+            ),
+            (
+                LockKind::Source,
+                s.source.as_deref(),
+                policy.source_failures,
+                source_start,
+                block_until,
+            ),
+        ];
+        let mut locked_until = None;
+        for (kind, subject, limit, since, until) in limits {
+            let Some(subject) = subject else { continue };
+            let count = recent_failures(tx, kind, subject, since).await?;
+            if count < i64::from(limit) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO lockouts (kind, subject, until_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, subject) DO UPDATE SET until_ms = excluded.until_ms",
+            )
+            .bind(kind.as_str())
+            .bind(subject)
+            .bind(until)
+            .execute(&mut **tx)
+            .await?;
+            let report = NewReport {
+                event: kind.event(),
+                device: s.device,
+                user: (kind == LockKind::Account).then_some(subject),
+                previous_user: None,
+                via,
+                call_id,
+                source: (kind == LockKind::Source).then_some(subject),
+            };
+            insert_report(tx, report, now_ms).await?;
+            tracing::warn!(
+                kind = kind.as_str(),
+                subject,
+                "locked after {count} failed logins"
+            );
+            locked_until = locked_until.max(Some(until));
+        }
+        Ok(match locked_until {
+            Some(until) => LoginOutcome::LockedOut {
+                until: from_ms(until),
+            },
+            None => LoginOutcome::Incorrect,
+        })
+    }
+
+    /// Logs `account` in at `device` (the PIN matched): releases the user's other desk and
+    /// replaces whoever held this one, with their reports.
+    async fn record_login(
+        &self,
+        tx: &mut WriteTx,
+        account: &str,
+        device: &str,
+        via: Via,
+        call_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<LoginOutcome, DirectoryError> {
         sqlx::query("DELETE FROM failures WHERE account = $1")
-            .bind(a.account)
-            .execute(&mut *tx)
+            .bind(account)
+            .execute(&mut **tx)
             .await?;
         let elsewhere: Option<String> = sqlx::query_scalar(
             "DELETE FROM logins WHERE user_ext = $1 AND device <> $2 RETURNING device",
         )
-        .bind(a.account)
-        .bind(a.device)
-        .fetch_optional(&mut *tx)
+        .bind(account)
+        .bind(device)
+        .fetch_optional(&mut **tx)
         .await?;
         if let Some(other) = &elsewhere {
-            insert_report(
-                &mut tx,
-                NewReport {
-                    event: Event::Release,
-                    device: other,
-                    user: Some(a.account),
-                    previous_user: None,
-                    via: a.via,
-                    call_id,
-                },
-                now_ms,
-            )
-            .await?;
+            let release = NewReport {
+                event: Event::Release,
+                device: other,
+                user: Some(account),
+                previous_user: None,
+                via,
+                call_id,
+                source: None,
+            };
+            insert_report(tx, release, now_ms).await?;
         }
         let holder: Option<String> =
             sqlx::query_scalar("SELECT user_ext FROM logins WHERE device = $1")
-                .bind(a.device)
-                .fetch_optional(&mut *tx)
+                .bind(device)
+                .fetch_optional(&mut **tx)
                 .await?;
-        let previous_user = holder.filter(|h| h != a.account);
+        let previous_user = holder.filter(|h| h != account);
         sqlx::query(
             "INSERT INTO logins (device, user_ext, since_ms, via, call_id) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (device) DO UPDATE SET user_ext = excluded.user_ext, \
              since_ms = excluded.since_ms, via = excluded.via, call_id = excluded.call_id",
         )
-        .bind(a.device)
-        .bind(a.account)
+        .bind(device)
+        .bind(account)
         .bind(now_ms)
-        .bind(a.via.as_str())
+        .bind(via.as_str())
         .bind(call_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        insert_report(
-            &mut tx,
-            NewReport {
-                event: Event::Login,
-                device: a.device,
-                user: Some(a.account),
-                previous_user: previous_user.as_deref(),
-                via: a.via,
-                call_id,
-            },
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
-        self.inner.outbox.notify_one();
+        let login = NewReport {
+            event: Event::Login,
+            device,
+            user: Some(account),
+            previous_user: previous_user.as_deref(),
+            via,
+            call_id,
+            source: None,
+        };
+        insert_report(tx, login, now_ms).await?;
         Ok(LoginOutcome::Accepted {
-            user: a.account.to_owned(),
+            user: account.to_owned(),
             previous_user,
             released_from: elsewhere,
         })
@@ -709,7 +876,7 @@ impl Directory {
         call_id: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Option<String>, DirectoryError> {
-        check_token("device", device)?;
+        canonical("device", device)?;
         let call_id = call_id.filter(|c| !c.is_empty());
         if let Some(c) = call_id {
             check_call_id(c)?;
@@ -730,6 +897,7 @@ impl Directory {
                     previous_user: None,
                     via,
                     call_id,
+                    source: None,
                 },
                 to_ms(now),
             )
@@ -773,22 +941,66 @@ impl Directory {
     }
 
     /// Clears the lockout and the failure count of an account, or of a desk with that
-    /// extension (both, if both exist). True when a lock was in force.
+    /// extension (both, if both exist), or the block of a source (an IP address, or an IPv6
+    /// /64 as [`SourceKey`] writes it). True when a lock was in force.
     pub async fn unlock(&self, subject: &str) -> Result<bool, DirectoryError> {
-        check_token("extension", subject)?;
+        let (kinds, key): (&[&str], String) = match Extension::parse(subject) {
+            Ok(extension) => (&["account", "device"], extension.into()),
+            Err(_) => (&["source"], parse_source(subject)?),
+        };
         let now_ms = to_ms(now());
         let mut tx = WriteTx::begin(&self.inner.pool).await?;
-        let cleared: Vec<i64> =
-            sqlx::query_scalar("DELETE FROM lockouts WHERE subject = $1 RETURNING until_ms")
-                .bind(subject)
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query("DELETE FROM failures WHERE account = $1 OR device = $1")
-            .bind(subject)
+        let mut cleared = Vec::new();
+        for kind in kinds {
+            let until: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM lockouts WHERE kind = $1 AND subject = $2 RETURNING until_ms",
+            )
+            .bind(kind)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            cleared.extend(until);
+        }
+        sqlx::query("DELETE FROM failures WHERE account = $1 OR device = $1 OR source = $1")
+            .bind(&key)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(cleared.into_iter().any(|until| until > now_ms))
+    }
+
+    /// Every lock in force at `now`, soonest to end first.
+    pub async fn lockouts_at(&self, now: OffsetDateTime) -> Result<Vec<Lock>, DirectoryError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT kind, subject, until_ms FROM lockouts WHERE until_ms > $1 \
+             ORDER BY until_ms, kind, subject",
+        )
+        .bind(to_ms(now))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(kind, subject, until)| {
+                Ok(Lock {
+                    kind: LockKind::parse(&kind)?.as_str(),
+                    subject,
+                    until: from_ms(until),
+                })
+            })
+            .collect()
+    }
+
+    /// The source keys blocked at `now`, with when each block ends.
+    pub async fn blocked_sources_at(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, OffsetDateTime)>, DirectoryError> {
+        Ok(self
+            .lockouts_at(now)
+            .await?
+            .into_iter()
+            .filter(|l| l.kind == LockKind::Source.as_str())
+            .map(|l| (l.subject, l.until))
+            .collect())
     }
 
     /// [`Directory::locked_until_at`] now.
@@ -799,14 +1011,20 @@ impl Directory {
         self.locked_until_at(subject, now()).await
     }
 
-    /// When the lock on an account or desk named `subject` ends, if one is in force at `now`.
+    /// When the lock on an account or desk named `subject` (or the block of a source, given
+    /// as an address) ends, if one is in force at `now`.
     pub async fn locked_until_at(
         &self,
         subject: &str,
         now: OffsetDateTime,
     ) -> Result<Option<OffsetDateTime>, DirectoryError> {
+        let subjects = Subjects {
+            account: Some(subject),
+            device: subject,
+            source: parse_source(subject).ok(),
+        };
         let mut conn = self.inner.pool.acquire().await?;
-        Ok(active_lock(&mut conn, subject, subject, to_ms(now))
+        Ok(active_lock(&mut conn, &subjects, to_ms(now))
             .await?
             .map(from_ms))
     }
@@ -843,6 +1061,43 @@ impl Directory {
         rows.into_iter()
             .map(|row| report_from_row(row).map(|p| p.report))
             .collect()
+    }
+
+    /// Deletes what no one needs any more at `now`: delivered reports older than `retention`
+    /// (`None`: keep them), failures older than every window that counts them, and locks that
+    /// ended. Undelivered reports are never deleted. Returns the reports deleted.
+    pub async fn prune_at(
+        &self,
+        now: OffsetDateTime,
+        retention: Option<Duration>,
+    ) -> Result<u64, DirectoryError> {
+        let now_ms = to_ms(now);
+        let policy = self.inner.policy;
+        let failures_before =
+            now_ms.saturating_sub(duration_ms(policy.window.max(policy.source_window)));
+        let mut tx = WriteTx::begin(&self.inner.pool).await?;
+        let reports = match retention {
+            Some(keep) => {
+                sqlx::query("DELETE FROM reports WHERE delivered_ms IS NOT NULL AND at_ms < $1")
+                    .bind(now_ms.saturating_sub(duration_ms(keep)))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            None => 0,
+        };
+        sqlx::query("DELETE FROM failures WHERE at_ms <= $1")
+            .bind(failures_before)
+            .execute(&mut *tx)
+            .await?;
+        // An ended lock still marks where its subject's failures start counting again, for as
+        // long as failures from before it could be counted.
+        sqlx::query("DELETE FROM lockouts WHERE until_ms <= $1")
+            .bind(failures_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(reports)
     }
 
     /// Writes one row and commits: `Err` when the store cannot take a login right now (the
@@ -1030,54 +1285,59 @@ impl Drop for WriteTx {
     }
 }
 
-/// The PIN hash of `account`, if it exists and has a PIN.
-async fn pin_hash(
+/// `None` when `account` is no user; `Some(None)` for a user without a PIN; else the hash.
+async fn account_hash(
     conn: &mut SqliteConnection,
-    account: &str,
-) -> Result<Option<String>, DirectoryError> {
-    let stored: Option<Option<String>> =
+    account: Option<&str>,
+) -> Result<Option<Option<String>>, DirectoryError> {
+    let Some(account) = account else {
+        return Ok(None);
+    };
+    Ok(
         sqlx::query_scalar("SELECT pin_hash FROM users WHERE extension = $1")
             .bind(account)
             .fetch_optional(conn)
-            .await?;
-    Ok(stored.flatten())
+            .await?,
+    )
 }
 
+/// The end of the latest lock in force at `now_ms` on any of the attempt's subjects.
 async fn active_lock(
     conn: &mut SqliteConnection,
-    account: &str,
-    device: &str,
+    s: &Subjects<'_>,
     now_ms: i64,
 ) -> Result<Option<i64>, DirectoryError> {
     Ok(sqlx::query_scalar(
         "SELECT MAX(until_ms) FROM lockouts WHERE until_ms > $1 AND \
-         ((kind = 'account' AND subject = $2) OR (kind = 'device' AND subject = $3))",
+         ((kind = 'account' AND subject = $2) OR (kind = 'device' AND subject = $3) \
+          OR (kind = 'source' AND subject = $4))",
     )
     .bind(now_ms)
-    .bind(account)
-    .bind(device)
+    .bind(s.account)
+    .bind(s.device)
+    .bind(s.source.as_deref())
     .fetch_one(conn)
     .await?)
 }
 
-/// Failures of an account or device inside the window and after its last lock ended.
+/// Failures of one subject since `since` and after its last lock ended.
 async fn recent_failures(
     conn: &mut SqliteConnection,
-    kind: &str,
+    kind: LockKind,
     subject: &str,
-    window_start: i64,
+    since: i64,
 ) -> Result<i64, DirectoryError> {
     let last_lock: Option<i64> =
         sqlx::query_scalar("SELECT until_ms FROM lockouts WHERE kind = $1 AND subject = $2")
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(subject)
             .fetch_optional(&mut *conn)
             .await?;
-    let since = window_start.max(last_lock.unwrap_or(i64::MIN));
-    let sql = if kind == "account" {
-        "SELECT COUNT(*) FROM failures WHERE account = $1 AND at_ms > $2"
-    } else {
-        "SELECT COUNT(*) FROM failures WHERE device = $1 AND at_ms > $2"
+    let since = since.max(last_lock.unwrap_or(i64::MIN));
+    let sql = match kind {
+        LockKind::Account => "SELECT COUNT(*) FROM failures WHERE account = $1 AND at_ms > $2",
+        LockKind::Device => "SELECT COUNT(*) FROM failures WHERE device = $1 AND at_ms > $2",
+        LockKind::Source => "SELECT COUNT(*) FROM failures WHERE source = $1 AND at_ms > $2",
     };
     Ok(sqlx::query_scalar(sql)
         .bind(subject)
@@ -1095,7 +1355,7 @@ async fn insert_report(
     let id = ulid::Ulid::from_datetime(at.into()).to_string();
     sqlx::query(
         "INSERT INTO reports (id, event, device, user_ext, previous_user, via, call_id, at_ms, \
-         next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+         next_attempt_ms, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(&id)
     .bind(r.event.as_str())
@@ -1105,6 +1365,7 @@ async fn insert_report(
     .bind(r.via.as_str())
     .bind(r.call_id)
     .bind(at_ms)
+    .bind(r.source)
     .execute(conn)
     .await?;
     Ok(Report {
@@ -1116,11 +1377,13 @@ async fn insert_report(
         via: r.via,
         call_id: r.call_id.map(Into::into),
         at,
+        source: r.source.map(Into::into),
     })
 }
 
 fn report_from_row(row: ReportRow) -> Result<Pending, DirectoryError> {
-    let (seq, id, event, device, user, previous_user, via, call_id, at_ms, attempts, next) = row;
+    let (seq, id, event, device, user, previous_user, via, call_id, at_ms, attempts, next, source) =
+        row;
     Ok(Pending {
         seq,
         report: Report {
@@ -1133,27 +1396,29 @@ fn report_from_row(row: ReportRow) -> Result<Pending, DirectoryError> {
             via: Via::parse(&via)?,
             call_id,
             at: from_ms(at_ms),
+            source,
         },
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         next_attempt_ms: next,
     })
 }
 
-/// An identifier from outside (device, account): 1-64 visible ASCII characters.
-fn check_token(field: &'static str, value: &str) -> Result<(), DirectoryError> {
-    let reason = if value.is_empty() {
-        "is empty"
-    } else if value.len() > 64 {
-        "is longer than 64 characters"
-    } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        "must be visible ASCII characters without spaces"
-    } else {
-        return Ok(());
-    };
-    Err(DirectoryError::Invalid {
+/// An extension from outside (device, account), which must be canonical ([`Extension`]).
+fn canonical(field: &'static str, value: &str) -> Result<Extension, DirectoryError> {
+    Extension::parse(value).map_err(|e| DirectoryError::Invalid {
         field,
-        reason: reason.into(),
+        reason: e.to_string(),
     })
+}
+
+/// The source key ([`SourceKey`]) of an address or an IPv6 /64.
+fn parse_source(text: &str) -> Result<String, DirectoryError> {
+    SourceKey::parse(text)
+        .map(|k| k.as_str().to_owned())
+        .map_err(|e| DirectoryError::Invalid {
+            field: "subject",
+            reason: format!("an extension, or {e}"),
+        })
 }
 
 /// A SIP Call-ID: may be empty (no call), else at most 256 visible ASCII characters.
@@ -1170,6 +1435,35 @@ fn check_call_id(value: &str) -> Result<(), DirectoryError> {
 /// The current time, truncated to the millisecond the store keeps.
 pub fn now() -> OffsetDateTime {
     from_ms(to_ms(OffsetDateTime::now_utc()))
+}
+
+/// Makes the store's file, and its WAL and shared-memory files if they exist, readable by
+/// the owner only: they hold the PIN hashes (peppered, but still what an offline guess
+/// starts from). A new file is created 0600 before SQLite opens it; SQLite gives the WAL and
+/// shm files the mode of the database file.
+/// Failures are logged, not fatal: a read-only store is refused with a clearer message when
+/// SQLite opens it, and a file someone else owns is theirs to protect.
+fn private_files(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !path.exists() {
+        // Any failure here is SQLite's to report, with the usual hint.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(file = %file.display(), "cannot make the store private (0600): {e}");
+        }
+    }
 }
 
 /// Why SQLite could not open `path` for writing, as the file system tells it; empty when it
@@ -1206,4 +1500,64 @@ pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn delivered_reports_past_the_retention_are_pruned_and_no_others() {
+        let d = Directory::open(
+            "sqlite::memory:",
+            Pepper::random(),
+            LockoutPolicy::default(),
+        )
+        .await
+        .unwrap();
+        d.add_user("1001", None, None).await.unwrap();
+        d.set_pin("1001", &SecretString::from("2580"))
+            .await
+            .unwrap();
+        let t0 = from_ms(1_800_000_000_000);
+        let day = time::Duration::days(1);
+        for (i, device) in ["5401", "5402", "5403"].into_iter().enumerate() {
+            let pin = SecretString::from("2580");
+            let attempt = Attempt {
+                device,
+                account: "1001",
+                pin: &pin,
+                via: Via::FeatureCode,
+                call_id: "c",
+                source: None,
+            };
+            d.login_at(attempt, t0 + day * (i as i32)).await.unwrap();
+        }
+        // Logins at days 0, 1 and 2, each releasing the one before: five reports.
+        let all = d.events_after(None, 100).await.unwrap();
+        assert_eq!(all.len(), 5);
+        // All but the last delivered.
+        let heads = d.outbox_heads().await.unwrap();
+        assert!(!heads.is_empty());
+        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM reports ORDER BY seq")
+            .fetch_all(&d.inner.pool)
+            .await
+            .unwrap();
+        for seq in &seqs[..4] {
+            d.mark_delivered(*seq, to_ms(t0)).await.unwrap();
+        }
+        // At day 3 with a 36 h retention: the delivered reports of days 0 and 1 go (4: the
+        // day-2 release is delivered but recent), the undelivered one stays.
+        let pruned = d
+            .prune_at(t0 + day * 3, Some(Duration::from_secs(36 * 3600)))
+            .await
+            .unwrap();
+        let left = d.events_after(None, 100).await.unwrap();
+        assert_eq!(pruned as usize + left.len(), 5);
+        assert!(left.iter().all(|r| r.at >= t0 + day * 2), "{left:?}");
+        assert_eq!(
+            left.last().map(|r| r.id.clone()),
+            all.last().map(|r| r.id.clone())
+        );
+    }
 }

@@ -209,6 +209,63 @@ pub fn validate_pin(pin: &SecretString) -> Result<(), DirectoryError> {
     })
 }
 
+/// Which PINs may be set (`[security]` `pin_min_digits`, `pin_refuse_weak`). Checked when a
+/// PIN is set or imported, never at login: a PIN set before the policy still logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinPolicy {
+    /// Fewest digits (4-10).
+    pub min_digits: usize,
+    /// Refuse one digit repeated, runs up or down, and the user's own extension.
+    pub refuse_weak: bool,
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            min_digits: *PIN_DIGITS.start(),
+            refuse_weak: true,
+        }
+    }
+}
+
+impl PinPolicy {
+    /// Whether `pin` may be the PIN of `extension`; the error says why not (never the PIN).
+    pub fn check(&self, pin: &SecretString, extension: &str) -> Result<(), DirectoryError> {
+        validate_pin(pin)?;
+        let digits = pin.expose_secret().as_bytes();
+        let reason = if digits.len() < self.min_digits {
+            format!(
+                "is too short: this server wants at least {} digits",
+                self.min_digits
+            )
+        } else if !self.refuse_weak {
+            return Ok(());
+        } else if digits.iter().all(|&d| d == digits[0]) {
+            "is too easy to guess: one digit repeated".into()
+        } else if is_run(digits) {
+            "is too easy to guess: a run of digits, each one more or one less than the last".into()
+        } else if digits == extension.as_bytes() {
+            "is too easy to guess: it is the extension itself".into()
+        } else {
+            return Ok(());
+        };
+        Err(DirectoryError::Invalid {
+            field: "pin",
+            reason,
+        })
+    }
+}
+
+/// Each digit one more than the last (`1234`, `7890`), or each one less (`9876`, `2109`).
+fn is_run(digits: &[u8]) -> bool {
+    let steps = |step: u8| {
+        digits
+            .windows(2)
+            .all(|w| (w[0] - b'0' + step) % 10 == w[1] - b'0')
+    };
+    steps(1) || steps(9)
+}
+
 /// Hashes a PIN (Argon2id v19, default parameters, random salt, peppered) to a PHC string.
 pub fn hash_pin(pepper: &Pepper, pin: &SecretString) -> Result<String, DirectoryError> {
     validate_pin(pin)?;

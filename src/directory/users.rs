@@ -7,10 +7,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Directory, DirectoryError, NewReport, Via, from_ms, insert_report, now, to_ms};
+use crate::identity::Extension;
 use crate::report::Event;
 
-/// Longest extension, in digits.
-const MAX_EXTENSION: usize = 20;
 /// Longest display name, in characters.
 const MAX_NAME: usize = 100;
 
@@ -116,10 +115,10 @@ impl Directory {
     /// Sets (or replaces) a user's PIN. The PIN must be 4 to 10 digits.
     pub async fn set_pin(&self, extension: &str, pin: &SecretString) -> Result<(), DirectoryError> {
         validate_extension(extension)?;
-        validate_pin_field(pin)?;
         if self.user(extension).await?.is_none() {
             return Err(DirectoryError::UnknownUser(extension.into()));
         }
+        self.validate_pin_field(pin, extension)?;
         let hash = self.hash(pin).await?;
         let updated = sqlx::query("UPDATE users SET pin_hash = $2 WHERE extension = $1")
             .bind(extension)
@@ -153,6 +152,7 @@ impl Directory {
                     previous_user: None,
                     via: Via::Api,
                     call_id: None,
+                    source: None,
                 },
                 to_ms(now()),
             )
@@ -297,7 +297,7 @@ impl Directory {
         let hash = if record[2].is_empty() {
             None
         } else {
-            validate_pin_field(&pin)?;
+            self.validate_pin_field(&pin, extension)?;
             Some(self.hash(&pin).await?)
         };
         let existed = self.user(extension).await?.is_some();
@@ -332,26 +332,25 @@ fn parse_line(text: &str) -> Result<csv::StringRecord, String> {
     }
 }
 
-/// The PIN policy, with the error naming the field.
-fn validate_pin_field(pin: &SecretString) -> Result<(), DirectoryError> {
-    super::validate_pin(pin)
+impl Directory {
+    /// The server's PIN policy, with the error naming the field.
+    fn validate_pin_field(
+        &self,
+        pin: &SecretString,
+        extension: &str,
+    ) -> Result<(), DirectoryError> {
+        self.inner.pin_policy.check(pin, extension)
+    }
 }
 
 /// Extensions are what is keyed at a desk: 1 to 20 digits.
 pub(crate) fn validate_extension(extension: &str) -> Result<(), DirectoryError> {
-    let reason = if extension.is_empty() {
-        "is empty".to_string()
-    } else if extension.len() > MAX_EXTENSION {
-        format!("is longer than {MAX_EXTENSION} digits")
-    } else if !extension.bytes().all(|b| b.is_ascii_digit()) {
-        "must contain only the digits 0-9 (it is keyed on a phone)".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(DirectoryError::Invalid {
-        field: "extension",
-        reason,
-    })
+    Extension::parse(extension)
+        .map(drop)
+        .map_err(|e| DirectoryError::Invalid {
+            field: "extension",
+            reason: e.to_string(),
+        })
 }
 
 fn validate_name(name: &str) -> Result<(), DirectoryError> {

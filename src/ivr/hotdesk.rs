@@ -13,8 +13,9 @@
 //! The flow never touches the directory: it asks for a verification or a release through
 //! [`HotdeskFlow::poll_request`] and is told the verdict with [`HotdeskFlow::handle_verdict`]
 //! or [`HotdeskFlow::handle_released`]. A wrong account and a wrong PIN get the same answer
-//! (no oracle). The PIN lives in a [`SecretString`] from the moment its entry ends; while it is
-//! being typed, [`HotdeskFlow::collecting_secret`] tells the call to keep keys out of its logs.
+//! (no oracle). The PIN lives in a [`SecretString`] from the moment its entry ends; the call
+//! keeps every key of these flows out of its logs (`call::FlowKind`), since callers type the
+//! PIN where the account is asked for too.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -169,13 +170,6 @@ impl HotdeskFlow {
     /// The calling or called desk.
     pub fn device(&self) -> &str {
         &self.device
-    }
-
-    /// Whether keys now typed may be part of a PIN (the call must not log them): every key
-    /// but those of the account entry. Keys after the decision are ignored by the flow, but a
-    /// caller may still be typing the PIN they meant for it.
-    pub fn collecting_secret(&self) -> bool {
-        !matches!(self.state, State::Account(_))
     }
 
     /// A key from any DTMF path.

@@ -14,6 +14,10 @@
 //!   prompt frames while a prompt plays, G.711 silence otherwise, so the stream never stops
 //!   (NAT bindings stay open, the far end's jitter buffer stays primed).
 //! - Symmetric RTP: packets go to wherever the caller's audio comes from, once it has come.
+//! - Nothing is sent before [`MediaSession::start_sending`] (the call's ACK), to an address
+//!   outside the call's [`MediaScope`], or to a caller silent for longer than
+//!   [`MediaSettings::rtp_timeout`] (RTP amplification towards a third party: an outside test
+//!   drew 600× an INVITE's size in RTP from one that was never ACKed).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,7 +35,7 @@ use crate::prompts::loader::{Player, PromptCache};
 use crate::prompts::{PromptError, Sequence};
 use crate::rtp::packet;
 use crate::rtp::session::{ReceiverConfig, RtpReceiver, RtpSender, SenderConfig};
-use crate::rtp::source::SourceFilter;
+use crate::rtp::source::{MediaScope, SourceFilter};
 use crate::rtp::telephone_event::{ReceiverOutput, TelephoneEventReceiver};
 use crate::sip::sdp::{Codec, Negotiated};
 
@@ -41,6 +45,24 @@ const MAX_CONCEAL_SAMPLES: u32 = 320;
 /// Longest gap in the caller's audio (by RTP timestamp) filled with silence for the detector;
 /// a longer one is a new talkspurt or a restarted stream, and the detector just carries on.
 const MAX_FILL_SAMPLES: u32 = SAMPLE_RATE;
+
+/// How a call's media behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// Which DTMF paths to listen to.
+    pub dtmf: DtmfMode,
+    /// Stop sending to a caller that has sent nothing for this long; `None`: never.
+    pub rtp_timeout: Option<Duration>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            dtmf: DtmfMode::Auto,
+            rtp_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
 
 /// What the media side reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +86,8 @@ pub struct MediaStats {
     pub foreign: u64,
     /// Audio samples run through the in-band detector (the detector's load).
     pub detected_samples: u64,
+    /// Frames not sent: no media address allowed yet, or the caller silent too long.
+    pub withheld: u64,
 }
 
 /// One call's media.
@@ -73,9 +97,18 @@ pub struct MediaSession {
     codec_pt: u8,
     event_pt: Option<u8>,
     mode: DtmfMode,
+    rtp_timeout: Option<Duration>,
     language: String,
     cache: Arc<PromptCache>,
-    remote: SocketAddr,
+    /// Where RTP goes: the SDP's address if the scope allows it, else the caller's RTP source
+    /// once learnt; `None` until then.
+    remote: Option<SocketAddr>,
+    /// When the session was made.
+    created: Instant,
+    /// When sending started (the ACK); `None` before.
+    sending_since: Option<Instant>,
+    /// When the caller's last accepted packet came.
+    last_heard: Option<Instant>,
     /// Which source the caller's RTP is taken from.
     source: SourceFilter,
     sender: RtpSender,
@@ -107,10 +140,13 @@ pub enum MediaError {
 }
 
 impl MediaSession {
-    /// Media for a negotiated call. The first frame is due at `now`.
+    /// Media for a negotiated call with a peer in `scope`. Nothing is sent before
+    /// [`MediaSession::start_sending`].
+    #[allow(clippy::too_many_arguments)]
     pub fn new<R: Rng + ?Sized>(
         negotiated: &Negotiated,
-        mode: DtmfMode,
+        settings: &MediaSettings,
+        scope: MediaScope,
         language: &str,
         cache: Arc<PromptCache>,
         now: Instant,
@@ -120,6 +156,7 @@ impl MediaSession {
             Codec::Pcmu => Law::Ulaw,
             Codec::Pcma => Law::Alaw,
         };
+        let mode = settings.dtmf;
         let events = match negotiated.telephone_event {
             Some(te) if mode != DtmfMode::Inband && mode != DtmfMode::Info => Some(
                 TelephoneEventReceiver::new(te.clock_rate)
@@ -140,15 +177,20 @@ impl MediaSession {
         merger.set_telephone_event(now, events.is_some());
         let mut silence = Vec::with_capacity(160);
         law.encode_into(&[0i16; 160], &mut silence);
+        let source = SourceFilter::new(negotiated.remote, scope);
         Ok(MediaSession {
             law,
             codec_pt: negotiated.codec_payload_type,
             event_pt: negotiated.telephone_event.map(|t| t.payload_type),
             mode,
+            rtp_timeout: settings.rtp_timeout,
             language: language.to_owned(),
             cache,
-            remote: negotiated.remote,
-            source: SourceFilter::new(negotiated.remote),
+            remote: source.signalled(),
+            created: now,
+            sending_since: None,
+            last_heard: None,
+            source,
             sender,
             receiver: RtpReceiver::new(ReceiverConfig::default()),
             events,
@@ -164,15 +206,31 @@ impl MediaSession {
         })
     }
 
-    /// Where RTP goes now.
-    pub fn remote(&self) -> SocketAddr {
+    /// Where RTP goes now (`None`: nowhere yet).
+    pub fn remote(&self) -> Option<SocketAddr> {
         self.remote
     }
 
-    /// A re-INVITE moved the caller's media (hold/resume, new address).
+    /// Starts the outgoing stream at `now` (the dialog is confirmed). Idempotent.
+    pub fn start_sending(&mut self, now: Instant) {
+        if self.sending_since.is_none() {
+            self.sending_since = Some(now);
+            self.sender.delay_start(now);
+        }
+    }
+
+    /// Whether `remote` may be the caller's media address (a re-INVITE's offer).
+    pub fn allows_remote(&self, remote: SocketAddr) -> bool {
+        self.source.allows(remote)
+    }
+
+    /// A re-INVITE moved the caller's media (hold/resume, new address). An address outside
+    /// the call's scope is not taken (check with [`MediaSession::allows_remote`] first).
     pub fn set_remote(&mut self, remote: SocketAddr) {
-        self.remote = remote;
-        self.source.resignal(remote);
+        if self.source.allows(remote) {
+            self.remote = Some(remote);
+            self.source.resignal(remote);
+        }
     }
 
     /// Counters so far.
@@ -227,8 +285,9 @@ impl MediaSession {
             return;
         }
         self.stats.received += 1;
+        self.last_heard = Some(now);
         // Symmetric RTP (RFC 4961): answer where the caller's media really comes from.
-        self.remote = source;
+        self.remote = Some(source);
         if Some(pt) == self.event_pt {
             if let Some(events) = &mut self.events
                 && events.handle_packet(now, &pkt).is_ok()
@@ -245,7 +304,7 @@ impl MediaSession {
     /// When [`MediaSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.sender.poll_timeout(),
+            self.sending_since.and(self.sender.poll_timeout()),
             self.receiver.poll_timeout(),
             self.events.as_ref().and_then(|e| e.poll_timeout()),
             self.merger.poll_timeout(),
@@ -257,6 +316,21 @@ impl MediaSession {
 
     /// Time passed: send due frames, flush timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.sending_since.is_some() {
+            self.send_due(now);
+        }
+        self.receiver.handle_timeout(now);
+        self.drain_audio(now);
+        if let Some(events) = &mut self.events {
+            events.handle_timeout(now);
+        }
+        self.drain_events(now);
+        self.merger.handle_timeout(now);
+        self.drain_digits();
+    }
+
+    /// Produces the frames due by `now` and queues those that may go out.
+    fn send_due(&mut self, now: Instant) {
         let mut finished = false;
         let player = &mut self.player;
         let silence = &self.silence;
@@ -271,20 +345,26 @@ impl MediaSession {
         if finished {
             self.reports.push_back(MediaEvent::PromptFinished);
         }
+        let to = self.remote.filter(|_| !self.caller_silent(now));
         while let Some((due, pkt)) = self.sender.poll_transmit() {
-            if let Ok(bytes) = packet::serialize(&pkt) {
-                self.stats.sent += 1;
-                self.out.push_back((self.remote, bytes, due));
+            match (to, packet::serialize(&pkt)) {
+                (Some(to), Ok(bytes)) => {
+                    self.stats.sent += 1;
+                    self.out.push_back((to, bytes, due));
+                }
+                _ => self.stats.withheld += 1,
             }
         }
-        self.receiver.handle_timeout(now);
-        self.drain_audio(now);
-        if let Some(events) = &mut self.events {
-            events.handle_timeout(now);
-        }
-        self.drain_events(now);
-        self.merger.handle_timeout(now);
-        self.drain_digits();
+    }
+
+    /// Whether the caller has sent nothing for longer than the RTP timeout (counting from
+    /// when sending started, if it never sent anything).
+    fn caller_silent(&self, now: Instant) -> bool {
+        let (Some(timeout), Some(since)) = (self.rtp_timeout, self.sending_since) else {
+            return false;
+        };
+        let heard = self.last_heard.map_or(since, |t| t.max(since));
+        now.saturating_duration_since(heard) > timeout
     }
 
     /// Next datagram to send, with the time it was due on the sender's schedule.
@@ -332,7 +412,9 @@ impl MediaSession {
     }
 
     fn sample_time(&self, sample: u64) -> Instant {
-        let origin = self.audio_origin.map_or(Instant::now(), |(t, _)| t);
+        // Detector events only follow audio, so the origin is set; the creation time is a
+        // harmless stand-in that keeps the clock out of this sans-IO object.
+        let origin = self.audio_origin.map_or(self.created, |(t, _)| t);
         origin + Duration::from_nanos(sample * 1_000_000_000 / u64::from(SAMPLE_RATE))
     }
 

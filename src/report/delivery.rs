@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::directory::{Directory, DirectoryError, Pending, now, to_ms};
 
-use super::sign;
+use super::SignatureScheme;
 
 /// How long one POST may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +63,7 @@ pub struct Delivery {
     base: Duration,
     cap: Duration,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    scheme: SignatureScheme,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -120,6 +121,7 @@ impl Delivery {
             base: BACKOFF_BASE,
             cap: BACKOFF_CAP,
             metrics: None,
+            scheme: SignatureScheme::default(),
         })
     }
 
@@ -134,6 +136,12 @@ impl Delivery {
     /// Counts deliveries and their latency into `metrics`.
     pub fn metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Delivery {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Signs with `scheme` instead of the default (`v1`).
+    pub fn signature(mut self, scheme: SignatureScheme) -> Delivery {
+        self.scheme = scheme;
         self
     }
 
@@ -229,7 +237,10 @@ impl Delivery {
     /// One POST; the error text is for the outbox row and the log (never the body).
     async fn post(&self, pending: &Pending) -> Result<(), String> {
         let body = pending.report.body();
-        let signature = sign(self.secret.expose_secret().as_bytes(), &body);
+        let sent = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = self
+            .scheme
+            .sign(self.secret.expose_secret().as_bytes(), &body, sent);
         let response = self
             .client
             .post(self.url.clone())

@@ -29,6 +29,9 @@ pub enum Event {
     LoginFailed,
     /// An account (`user` set) or a desk (`user` null) was locked after too many failures.
     LockedOut,
+    /// A source address was blocked after too many failures from it (`source` says which;
+    /// `device` is the desk of the attempt that tripped it).
+    SourceBlocked,
 }
 
 impl Event {
@@ -39,6 +42,7 @@ impl Event {
             Event::Release => "release",
             Event::LoginFailed => "login_failed",
             Event::LockedOut => "locked_out",
+            Event::SourceBlocked => "source_blocked",
         }
     }
 
@@ -48,6 +52,7 @@ impl Event {
             Event::Release,
             Event::LoginFailed,
             Event::LockedOut,
+            Event::SourceBlocked,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
@@ -74,6 +79,10 @@ pub struct Report {
     /// When, RFC 3339 UTC with milliseconds (`2026-11-22T10:00:00.123Z`).
     #[serde(with = "rfc3339_millis")]
     pub at: OffsetDateTime,
+    /// For `source_blocked` only (absent from every other report): the blocked source, an
+    /// IPv4 address or an IPv6 /64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl Report {
@@ -83,12 +92,51 @@ impl Report {
     }
 }
 
-/// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`, the `X-Hotdesk-Signature` header.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+/// How reports are signed (`report.signature`).
+///
+/// `v1` is the scheme Stripe and Slack use: the signed text starts with the time of sending,
+/// so a receiver that refuses a time more than a few minutes off its clock cannot be fed a
+/// captured request again later. `legacy` signs the body alone, which can be replayed for ever;
+/// it is kept for one release so receivers can move over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureScheme {
+    /// `t=UNIX,v1=HEX` with HEX = HMAC-SHA256(secret, `UNIX` `.` body).
+    #[default]
+    V1,
+    /// `sha256=HEX` with HEX = HMAC-SHA256(secret, body).
+    Legacy,
+}
+
+impl SignatureScheme {
+    /// The `X-Hotdesk-Signature` value for `body`, sent at `unix_time` (seconds).
+    pub fn sign(self, secret: &[u8], body: &[u8], unix_time: i64) -> String {
+        match self {
+            SignatureScheme::V1 => sign_v1(secret, body, unix_time),
+            SignatureScheme::Legacy => sign(secret, body),
+        }
+    }
+}
+
+fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`: the legacy `X-Hotdesk-Signature`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hmac_hex(secret, &[body]))
+}
+
+/// `t=<unix_time>,v1=<lowercase hex HMAC-SHA256(secret, "<unix_time>." body)>`.
+pub fn sign_v1(secret: &[u8], body: &[u8], unix_time: i64) -> String {
+    let t = unix_time.to_string();
+    let mac = hmac_hex(secret, &[t.as_bytes(), b".", body]);
+    format!("t={t},v1={mac}")
 }
 
 /// Formats a time as the reports and the API show it: RFC 3339, UTC, milliseconds, `Z`.

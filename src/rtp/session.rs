@@ -73,6 +73,14 @@ impl RtpSender {
         }
     }
 
+    /// Moves frame 0 to `start`: the stream begins later than the sender was made (a call's
+    /// RTP starts at the ACK). Only before the first frame was produced.
+    pub fn delay_start(&mut self, start: Instant) {
+        if self.next_frame == 0 {
+            self.start = start;
+        }
+    }
+
     /// The stream's SSRC.
     pub fn ssrc(&self) -> u32 {
         self.ssrc

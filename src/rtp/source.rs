@@ -1,4 +1,5 @@
-//! Which address a call's RTP is taken from ("strict RTP", as Asterisk's `strictrtp`).
+//! Which address a call's RTP is taken from ("strict RTP", as Asterisk's `strictrtp`), and
+//! which addresses may be a call's media address at all.
 //!
 //! Anyone who can reach a call's RTP port could otherwise inject RFC 4733 keys or audio into
 //! someone's login, or, with symmetric RTP, turn the prompts towards themselves. The filter
@@ -7,8 +8,50 @@
 //! - another address (a phone behind NAT) only after [`LEARN_PACKETS`] packets in sequence
 //!   from it, none from the signalled address having come first;
 //! - a re-INVITE naming a new address starts learning again.
+//!
+//! [`MediaScope`] says which hosts may be a call's media address: the host the INVITE came
+//! from, and the networks an operator lists (`rtp.media_sources`). An SDP naming any other
+//! host is not believed (an outside test aimed a call's prompts at a third party with one
+//! 534-byte INVITE: 600× amplification), and RTP from such a host is never learnt.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// The hosts a call's media may come from and go to.
+#[derive(Debug, Clone)]
+pub struct MediaScope {
+    signalling: IpAddr,
+    networks: Arc<[IpNet]>,
+}
+
+impl MediaScope {
+    /// The signalling peer `signalling`, and `networks` besides it.
+    pub fn new(signalling: IpAddr, networks: Arc<[IpNet]>) -> MediaScope {
+        MediaScope {
+            signalling: signalling.to_canonical(),
+            networks,
+        }
+    }
+
+    /// Any host at all (tests and offline tools, where nothing is sent anywhere).
+    pub fn anywhere() -> MediaScope {
+        MediaScope::new(
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Arc::from(vec![
+                "0.0.0.0/0".parse().expect("literal"),
+                "::/0".parse().expect("literal"),
+            ]),
+        )
+    }
+
+    /// Whether `ip` may be the call's media host.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip == self.signalling || self.networks.iter().any(|n| n.contains(&ip))
+    }
+}
 
 /// Packets in sequence from an address the SDP did not name before it is believed.
 pub const LEARN_PACKETS: u8 = 4;
@@ -22,7 +65,9 @@ const CANDIDATES: usize = 8;
 /// Decides, packet by packet, whether a datagram comes from the caller.
 #[derive(Debug, Clone)]
 pub struct SourceFilter {
-    signalled: SocketAddr,
+    /// The SDP's address, when the scope allows it.
+    signalled: Option<SocketAddr>,
+    scope: MediaScope,
     state: State,
 }
 
@@ -37,19 +82,30 @@ enum State {
 }
 
 impl SourceFilter {
-    /// A filter for a call whose SDP named `signalled`.
-    pub fn new(signalled: SocketAddr) -> SourceFilter {
+    /// A filter for a call whose SDP named `signalled`, taking media only from `scope`.
+    pub fn new(signalled: SocketAddr, scope: MediaScope) -> SourceFilter {
         SourceFilter {
-            signalled,
+            signalled: scope.allows(signalled.ip()).then_some(signalled),
+            scope,
             state: State::Learning {
                 candidates: Vec::new(),
             },
         }
     }
 
+    /// The SDP's address, if the scope allows sending there before the caller's RTP has come.
+    pub fn signalled(&self) -> Option<SocketAddr> {
+        self.signalled
+    }
+
+    /// Whether the scope allows `addr` as the call's media address.
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        self.scope.allows(addr.ip())
+    }
+
     /// The SDP moved the media (re-INVITE): learn again.
     pub fn resignal(&mut self, signalled: SocketAddr) {
-        *self = SourceFilter::new(signalled);
+        *self = SourceFilter::new(signalled, self.scope.clone());
     }
 
     /// The source latched on, if any.
@@ -64,7 +120,8 @@ impl SourceFilter {
     pub fn accept(&mut self, source: SocketAddr, seq: u16) -> bool {
         match &mut self.state {
             State::Latched(a) => *a == source,
-            State::Learning { .. } if source == self.signalled => {
+            _ if !self.scope.allows(source.ip()) => false,
+            State::Learning { .. } if Some(source) == self.signalled => {
                 self.state = State::Latched(source);
                 true
             }
@@ -96,9 +153,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn filter(signalled: &str) -> SourceFilter {
+        SourceFilter::new(addr(signalled), MediaScope::anywhere())
+    }
+
     #[test]
     fn the_signalled_address_is_taken_at_once_and_others_dropped() {
-        let mut f = SourceFilter::new(addr("192.0.2.9:40000"));
+        let mut f = filter("192.0.2.9:40000");
         assert!(!f.accept(addr("203.0.113.1:5004"), 7));
         assert!(f.accept(addr("192.0.2.9:40000"), 100));
         assert_eq!(f.latched(), Some(addr("192.0.2.9:40000")));
@@ -109,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_nat_address_is_learnt_from_packets_in_sequence() {
-        let mut f = SourceFilter::new(addr("10.0.0.5:40000"));
+        let mut f = filter("10.0.0.5:40000");
         let nat = addr("198.51.100.7:61000");
         let spoof = addr("203.0.113.1:5004");
         assert!(!f.accept(nat, 65534));
@@ -126,11 +187,31 @@ mod tests {
 
     #[test]
     fn random_sequence_numbers_never_latch() {
-        let mut f = SourceFilter::new(addr("10.0.0.5:40000"));
+        let mut f = filter("10.0.0.5:40000");
         let spoof = addr("203.0.113.1:5004");
         for seq in [5u16, 900, 17, 40_000, 3, 12_000, 60, 61, 500] {
             assert!(!f.accept(spoof, seq));
         }
         assert_eq!(f.latched(), None);
+    }
+
+    #[test]
+    fn media_outside_the_scope_is_neither_believed_nor_learnt() {
+        let proxy: IpAddr = "198.51.100.1".parse().unwrap();
+        let scope = MediaScope::new(proxy, Arc::from(vec!["10.0.0.0/8".parse().unwrap()]));
+        // The SDP names a third party: nothing is sent there, and its packets are dropped.
+        let mut f = SourceFilter::new(addr("203.0.113.9:4000"), scope.clone());
+        assert_eq!(f.signalled(), None);
+        for seq in 1..10 {
+            assert!(!f.accept(addr("203.0.113.9:4000"), seq));
+        }
+        // The signalling host (a phone behind NAT) is learnt from its packets in sequence.
+        for seq in 1..LEARN_PACKETS as u16 {
+            assert!(!f.accept(addr("198.51.100.1:61000"), seq));
+        }
+        assert!(f.accept(addr("198.51.100.1:61000"), LEARN_PACKETS as u16));
+        // A listed network may be named, also as an IPv4-mapped address.
+        let f = SourceFilter::new(addr("[::ffff:10.1.2.3]:4000"), scope);
+        assert_eq!(f.signalled(), Some(addr("[::ffff:10.1.2.3]:4000")));
     }
 }

@@ -130,6 +130,8 @@ pub(super) struct CallTask {
     metrics: Arc<Metrics>,
     /// How the hot-desk flow of this call is reported.
     via: Via,
+    /// The caller's address for per-source limits (`None`: none apply).
+    source: Option<std::net::IpAddr>,
 }
 
 /// What a call task needs besides its call: its channels and the directory.
@@ -142,7 +144,13 @@ pub(super) struct TaskLinks {
 }
 
 impl CallTask {
-    pub(super) fn inbound(call: Call, rtp: UdpSocket, via: Via, links: TaskLinks) -> CallTask {
+    pub(super) fn inbound(
+        call: Call,
+        rtp: UdpSocket,
+        via: Via,
+        source: Option<std::net::IpAddr>,
+        links: TaskLinks,
+    ) -> CallTask {
         CallTask {
             call_id: call.call_id().to_owned(),
             phase: Phase::Up {
@@ -156,6 +164,7 @@ impl CallTask {
             directory: links.directory,
             metrics: links.metrics,
             via,
+            source,
             updates: None,
             drain_at: None,
         }
@@ -188,6 +197,8 @@ impl CallTask {
             directory: links.directory,
             metrics: links.metrics,
             via: Via::Callback,
+            // We placed the call: no outside address asked for this login.
+            source: None,
             updates: Some(updates),
             drain_at: None,
         }
@@ -335,6 +346,7 @@ impl CallTask {
         let device = call.device().unwrap_or_default().to_owned();
         let call_id = self.call_id.clone();
         let via = self.via;
+        let source = self.source;
         let back = self.to_self.clone();
         let Some(directory) = self.directory.clone() else {
             tracing::error!("no directory: cannot verify or release");
@@ -353,6 +365,7 @@ impl CallTask {
                         pin,
                         via,
                         call_id,
+                        source,
                     };
                     ToCall::Verdict(directory.login(attempt).await)
                 }

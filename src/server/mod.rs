@@ -33,11 +33,15 @@ pub use ports::RtpPorts;
 
 use crate::call::{AcceptError, Call, CallSettings, FlowKind};
 use crate::config::Validated;
+use crate::identity::SourceKey;
 use crate::ivr::hotdesk::{HotdeskKind, Verdict};
+use crate::media::session::MediaSettings;
 use crate::metrics::Metrics;
 use crate::prompts::PromptError;
 use crate::prompts::loader::PromptCache;
-use crate::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
+use crate::sip::endpoint::{
+    CapacityError, Endpoint, EndpointEvent, EndpointSettings, EndpointStats,
+};
 use crate::sip::message::{Request, Response, new_tag, response_to};
 use crate::sip::transaction::{Timers, TransactionEvent, TransactionKey};
 use crate::sip::uac::{Credentials, Outbound, OutboundSettings, SettingsError};
@@ -45,6 +49,13 @@ use call_task::CallTask;
 
 /// The product name and version, for `Server` and `User-Agent` headers.
 pub const AGENT: &str = concat!("hotdesk/", env!("CARGO_PKG_VERSION"));
+
+/// Datagrams read from the SIP socket at once before what they caused is sent.
+const RECEIVE_BATCH: usize = 64;
+
+/// The SIP socket's receive buffer: a few seconds of a flood's worth, so a call's ACK is not
+/// the datagram the kernel drops while the endpoint catches up.
+const SIP_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// Payload type we offer `telephone-event` at on outbound calls (the common convention).
 const EVENT_PAYLOAD_TYPE: u8 = 101;
@@ -139,6 +150,21 @@ impl ServerHandle {
         let _ = self.commands.send(Command::Unavailable(reason));
     }
 
+    /// Refuse new calls (403) from these sources until the time given with each (blocked
+    /// after failed logins); replaces the previous set.
+    pub fn set_blocked(&self, blocked: Vec<(SourceKey, time::OffsetDateTime)>) {
+        let wall = time::OffsetDateTime::now_utc();
+        let now = Instant::now();
+        let blocked = blocked
+            .into_iter()
+            .map(|(key, until)| {
+                let left = (until - wall).try_into().unwrap_or(Duration::ZERO);
+                (key, now + left)
+            })
+            .collect();
+        let _ = self.commands.send(Command::Blocked(blocked));
+    }
+
     /// Why new calls are refused, if they are.
     pub fn unavailable(&self) -> Option<String> {
         self.unavailable
@@ -175,6 +201,8 @@ enum Command {
     },
     /// See [`ServerHandle::set_unavailable`].
     Unavailable(Option<String>),
+    /// See [`ServerHandle::set_blocked`].
+    Blocked(HashMap<SourceKey, Instant>),
 }
 
 /// What a call task gets from the endpoint task.
@@ -217,6 +245,8 @@ pub struct LoginAttempt {
     pub via: Via,
     /// The call it came on.
     pub call_id: String,
+    /// The address per-source limits count it against (`None`: none apply).
+    pub source: Option<IpAddr>,
 }
 
 /// What the hot-desk flows need from the directory: the runtime's view of it, so the shell
@@ -267,12 +297,23 @@ struct Shared {
 }
 
 impl Shared {
-    /// What a call needs to know about its endpoint, advertising `local_ip`.
-    fn call_settings(&self, local_ip: IpAddr, rtp_port: u16) -> CallSettings {
+    /// What a call running `flow` needs to know about its endpoint, advertising `local_ip`.
+    fn call_settings(&self, local_ip: IpAddr, rtp_port: u16, flow: &FlowKind) -> CallSettings {
         let config = &self.config.config;
         let sip = SocketAddr::new(local_ip, self.sip_port);
+        let max_call_s = match flow {
+            FlowKind::DtmfTest => config.ivr.dtmf_test_max_call_s,
+            FlowKind::Hotdesk { .. } => config.ivr.max_call_s,
+        };
         CallSettings {
-            dtmf: config.rtp.dtmf,
+            media: MediaSettings {
+                dtmf: config.rtp.dtmf,
+                rtp_timeout: (config.rtp.timeout_s > 0)
+                    .then(|| Duration::from_secs(config.rtp.timeout_s)),
+            },
+            media_networks: self.config.media_sources.clone().into(),
+            ack_timeout: Duration::from_secs(config.sip.ack_timeout_s),
+            max_duration: Duration::from_secs(max_call_s),
             codecs: config.rtp.codecs.clone(),
             language: config.ivr.language.clone(),
             rtp: SocketAddr::new(local_ip, rtp_port),
@@ -328,12 +369,10 @@ pub async fn bind(
 ) -> Result<(Server, ServerHandle), ServerError> {
     let prompts = Arc::new(PromptCache::load_dir(&config.config.prompts.dir)?);
     let listen = config.config.sip.listen;
-    let socket = UdpSocket::bind(listen)
-        .await
-        .map_err(|reason| ServerError::Bind {
-            addr: listen,
-            reason,
-        })?;
+    let socket = bind_sip(listen).map_err(|reason| ServerError::Bind {
+        addr: listen,
+        reason,
+    })?;
     let bound = socket.local_addr().map_err(ServerError::Socket)?;
     let shared = Arc::new(Shared {
         ports: RtpPorts::new(config.rtp_ports.clone()),
@@ -395,6 +434,8 @@ fn endpoint_settings(config: &Validated) -> EndpointSettings {
         ],
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
+        max_requests_per_source_s: config.config.sip.max_requests_per_source_s,
+        max_invites_per_source_s: config.config.sip.max_invites_per_source_s,
     }
 }
 
@@ -456,6 +497,8 @@ struct EndpointTask {
     calls: HashMap<String, mpsc::UnboundedSender<ToCall>>,
     to_endpoint: mpsc::UnboundedSender<ToEndpoint>,
     from_calls: mpsc::UnboundedReceiver<ToEndpoint>,
+    /// The endpoint's counters as last copied into the metrics.
+    exported: EndpointStats,
 }
 
 impl EndpointTask {
@@ -469,7 +512,32 @@ impl EndpointTask {
             calls: HashMap::new(),
             to_endpoint,
             from_calls,
+            exported: EndpointStats::default(),
         }
+    }
+
+    /// Takes what else is already queued on the socket (up to a batch) before sending
+    /// anything: under a flood the datagrams that will be dropped cost a lookup each, and the
+    /// queue drains before it overflows onto a call's ACK.
+    fn receive_queued(&mut self, now: Instant, buf: &mut [u8]) {
+        for _ in 0..RECEIVE_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, source)) => self.endpoint.handle_datagram(now, source, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => tracing::debug!("SIP receive: {e}"),
+            }
+        }
+    }
+
+    /// Copies what the endpoint refused since the last call into the metrics.
+    fn export_stats(&mut self) {
+        let now = self.endpoint.stats();
+        let was = std::mem::replace(&mut self.exported, now);
+        let metrics = &self.shared.metrics;
+        metrics.sip_refused("rate", now.dropped_rate - was.dropped_rate);
+        metrics.sip_refused("invite_rate", now.dropped_invites - was.dropped_invites);
+        metrics.sip_refused("blocked", now.refused_blocked - was.refused_blocked);
+        metrics.sip_refused("not_peer", now.refused_not_peer - was.refused_not_peer);
     }
 
     async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
@@ -480,7 +548,9 @@ impl EndpointTask {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => {
-                        self.endpoint.handle_datagram(Instant::now(), source, &buf[..n]);
+                        let now = Instant::now();
+                        self.endpoint.handle_datagram(now, source, &buf[..n]);
+                        self.receive_queued(now, &mut buf);
                     }
                     // ICMP port unreachable from an earlier send shows up here on Linux.
                     Err(e) => tracing::debug!("SIP receive: {e}"),
@@ -491,6 +561,7 @@ impl EndpointTask {
                 () = &mut shutdown, if !self.endpoint.is_draining() => self.drain(),
             }
             self.flush().await;
+            self.export_stats();
             if self.endpoint.is_draining() && self.calls.is_empty() {
                 tracing::info!("drained");
                 return Ok(());
@@ -536,6 +607,7 @@ impl EndpointTask {
                 let _ = reply.send(self.originate(what, proxy));
             }
             Command::Unavailable(reason) => self.endpoint.set_unavailable(reason),
+            Command::Blocked(blocked) => self.endpoint.set_blocked(blocked),
         }
     }
 
@@ -549,7 +621,7 @@ impl EndpointTask {
         let rtp = self.shared.bind_rtp().map_err(OriginateError::Rtp)?;
         let rtp_port = rtp.local_addr().map_err(OriginateError::Rtp)?.port();
         let local_ip = self.shared.local_ip_towards(proxy);
-        let call = self.shared.call_settings(local_ip, rtp_port);
+        let call = self.shared.call_settings(local_ip, rtp_port, &what.flow);
         let credentials = match (&sip.auth_user, &self.shared.config.sip_password) {
             (Some(user), Some(password)) => Some(Credentials {
                 user: user.clone(),
@@ -574,7 +646,7 @@ impl EndpointTask {
         };
         let outbound = Outbound::start(Instant::now(), settings, &mut rand::rng())?;
         let call_id = outbound.call_id().to_owned();
-        self.endpoint.register_outbound(&call_id)?;
+        self.endpoint.register_outbound(&call_id, proxy.ip())?;
         let span = tracing::info_span!("call", call_id = %call_id, device = %what.device, direction = "out");
         span.in_scope(|| tracing::info!(%proxy, "calling"));
         let (links, tx) = self.links();
@@ -686,9 +758,9 @@ impl EndpointTask {
             }
         };
         let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or_default();
-        let settings = self
-            .shared
-            .call_settings(self.shared.local_ip_towards(source), rtp_port);
+        let settings =
+            self.shared
+                .call_settings(self.shared.local_ip_towards(source), rtp_port, &flow);
         let accepted = Call::accept(
             now,
             &invite,
@@ -703,7 +775,8 @@ impl EndpointTask {
                 tracing::info!(codec = ?call.negotiated().codec, rtp = rtp_port, "answered");
                 let (links, tx) = self.links();
                 self.calls.insert(call_id, tx);
-                let task = CallTask::inbound(call, rtp, Via::FeatureCode, links);
+                let limited = self.shared.config.limited_source(source.ip());
+                let task = CallTask::inbound(call, rtp, Via::FeatureCode, limited, links);
                 tokio::spawn(task.run().instrument(span.clone()));
                 ok
             }
@@ -722,6 +795,26 @@ impl EndpointTask {
         };
         self.endpoint.respond(now, &key, &response);
     }
+}
+
+/// The SIP socket, with a receive buffer of [`SIP_RECEIVE_BUFFER`] (the kernel may cap it at
+/// `net.core.rmem_max`; what it gives is logged).
+fn bind_sip(listen: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if let Err(e) = socket.set_recv_buffer_size(SIP_RECEIVE_BUFFER) {
+        tracing::warn!("SIP receive buffer: {e}");
+    }
+    socket.bind(&listen.into())?;
+    socket.set_nonblocking(true)?;
+    tracing::debug!(
+        bytes = socket.recv_buffer_size().unwrap_or(0),
+        "SIP receive buffer"
+    );
+    UdpSocket::from_std(socket.into())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

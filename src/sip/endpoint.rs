@@ -12,12 +12,15 @@
 //! brings the call's answer back through [`Endpoint::respond`] / [`Endpoint::send_request`].
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipnet::IpNet;
 
+use crate::identity::SourceKey;
+
+use super::limit::Limiter;
 use super::message::{
     self, Method, Request, Response, SipMessage, new_tag, response_to, split_header_list,
 };
@@ -43,6 +46,23 @@ pub struct EndpointSettings {
     pub retry_after: Duration,
     /// RFC 3261 timer values.
     pub timers: Timers,
+    /// Datagrams a second taken from one source, but for those of its own calls.
+    pub max_requests_per_source_s: u32,
+    /// New INVITEs a second taken from one source.
+    pub max_invites_per_source_s: u32,
+}
+
+/// What the endpoint refused or dropped, by reason (counters since it started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams over their source's rate, dropped before parsing.
+    pub dropped_rate: u64,
+    /// INVITEs over their source's INVITE rate, dropped unanswered.
+    pub dropped_invites: u64,
+    /// INVITEs refused (403) because their source is blocked after failed logins.
+    pub refused_blocked: u64,
+    /// Requests naming a call that came from elsewhere than the call's peer (403 or dropped).
+    pub refused_not_peer: u64,
 }
 
 /// What the runtime must do for a call.
@@ -119,10 +139,14 @@ pub enum CapacityError {
     Duplicate(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CallEntry {
     /// The INVITE server transaction until its final response is sent.
     pending_invite: Option<TransactionKey>,
+    /// The host the call's requests come from: the INVITE's source, or the proxy an outbound
+    /// call went to. In-dialog requests from anywhere else are refused, since the Call-ID and
+    /// tags that identify a dialog are no secret to whoever saw one message of it.
+    peer: IpAddr,
 }
 
 /// The SIP side of the server. Feed it datagrams, time and the calls' answers; drain
@@ -137,6 +161,13 @@ pub struct Endpoint {
     draining: bool,
     /// Why new calls are refused for now (see [`Endpoint::set_unavailable`]).
     unavailable: Option<String>,
+    /// Datagrams per source (calls' own excepted).
+    requests: Limiter,
+    /// New INVITEs per source.
+    invites: Limiter,
+    /// Sources whose new calls are refused, until when (see [`Endpoint::set_blocked`]).
+    blocked: HashMap<SourceKey, Instant>,
+    stats: EndpointStats,
     transmits: VecDeque<(SocketAddr, Bytes)>,
     events: VecDeque<EndpointEvent>,
 }
@@ -144,6 +175,8 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint with no calls.
     pub fn new(settings: EndpointSettings) -> Endpoint {
+        let requests = Limiter::new(settings.max_requests_per_source_s);
+        let invites = Limiter::new(settings.max_invites_per_source_s);
         Endpoint {
             layer: TransactionLayer::new(settings.timers),
             settings,
@@ -151,6 +184,10 @@ impl Endpoint {
             owners: HashMap::new(),
             draining: false,
             unavailable: None,
+            requests,
+            invites,
+            blocked: HashMap::new(),
+            stats: EndpointStats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -178,8 +215,28 @@ impl Endpoint {
         self.unavailable = reason;
     }
 
+    /// Refuse new calls from these sources (after too many failed logins) until the time
+    /// given with each; replaces the previous set.
+    pub fn set_blocked(&mut self, blocked: HashMap<SourceKey, Instant>) {
+        self.blocked = blocked;
+    }
+
+    /// What was refused or dropped so far.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
     /// A datagram arrived on the SIP socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        // Before any parsing: a datagram of one of the source's own calls always gets through
+        // (the ACK, BYE and INFO of a login under a flood); anything else within its rate.
+        let own_call = message::peek_call_id(datagram)
+            .and_then(|id| self.calls.get(id))
+            .is_some_and(|c| c.peer == source.ip().to_canonical());
+        if !own_call && !self.requests.allow(now, source.ip()) {
+            self.stats.dropped_rate += 1;
+            return;
+        }
         match message::parse(datagram) {
             // RFC 5626 §3.5.1 CRLF pings and the empty packets some phones send.
             Ok(SipMessage::KeepAlive) => {}
@@ -249,10 +306,15 @@ impl Endpoint {
         self.transmits.push_back((destination, bytes));
     }
 
-    /// Takes a slot for an outbound call with `call_id`.
-    pub fn register_outbound(&mut self, call_id: &str) -> Result<(), CapacityError> {
+    /// Takes a slot for an outbound call with `call_id`, whose requests come from `peer`
+    /// (the outbound proxy).
+    pub fn register_outbound(&mut self, call_id: &str, peer: IpAddr) -> Result<(), CapacityError> {
         self.admit(call_id)?;
-        self.calls.insert(call_id.to_owned(), CallEntry::default());
+        let entry = CallEntry {
+            pending_invite: None,
+            peer: peer.to_canonical(),
+        };
+        self.calls.insert(call_id.to_owned(), entry);
         Ok(())
     }
 
@@ -308,7 +370,10 @@ impl Endpoint {
             Incoming::Absorbed { .. } => {}
             Incoming::Ack(ack) => {
                 let call_id = ack.call_id().unwrap_or_default().to_owned();
-                if self.calls.contains_key(&call_id) {
+                if self.comes_from_elsewhere(&call_id, source) {
+                    self.stats.refused_not_peer += 1;
+                    tracing::warn!(%source, call_id, "ACK from a host that is not the call's peer");
+                } else if self.calls.contains_key(&call_id) {
                     self.events.push_back(EndpointEvent::Ack {
                         call_id,
                         request: ack,
@@ -327,6 +392,18 @@ impl Endpoint {
         request: Request,
     ) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
+        // The peer of an inbound call passed the trusted-sources check with its INVITE; the
+        // peer of an outbound one is the proxy we sent it to.
+        if self.comes_from_elsewhere(&call_id, source) {
+            self.stats.refused_not_peer += 1;
+            tracing::warn!(%source, call_id, method = %request.method, "request for a call from a host that is not its peer");
+            let response = self.reply(&request, 403, "Forbidden").with_header(
+                "Warning",
+                &format!("399 {} \"not this call's peer\"", self.settings.agent),
+            );
+            self.respond(now, &key, &response);
+            return;
+        }
         if request.method == Method::Cancel {
             self.cancel(now, &key, &request);
             return;
@@ -413,16 +490,52 @@ impl Endpoint {
         None
     }
 
+    /// Whether `call_id` names a call whose peer is another host than `source`'s.
+    fn comes_from_elsewhere(&self, call_id: &str, source: SocketAddr) -> bool {
+        self.calls
+            .get(call_id)
+            .is_some_and(|c| c.peer != source.ip().to_canonical())
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.settings.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// When `ip`'s new calls are refused until, if they are now.
+    fn blocked_until(&self, now: Instant, ip: IpAddr) -> Option<Instant> {
+        if self.blocked.is_empty() {
+            return None;
+        }
+        self.blocked
+            .get(&SourceKey::of(ip))
+            .copied()
+            .filter(|until| *until > now)
+    }
+
     fn invite(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
-        let refusal = if !self
-            .settings
-            .trusted
-            .iter()
-            .any(|n| n.contains(&source.ip()))
-        {
+        if !self.invites.allow(now, source.ip()) {
+            // Like pike: no answer, so a flood gets nothing back to amplify.
+            self.stats.dropped_invites += 1;
+            return;
+        }
+        let refusal = if !self.is_trusted(source.ip()) {
             tracing::warn!(%source, call_id, "INVITE from an untrusted source");
             Some(self.reply(&request, 403, "Forbidden"))
+        } else if let Some(until) = self.blocked_until(now, source.ip()) {
+            self.stats.refused_blocked += 1;
+            tracing::warn!(%source, call_id, "INVITE from a source blocked after failed logins");
+            let retry = until.saturating_duration_since(now).as_secs().max(1);
+            let warning = format!(
+                "399 {} \"too many failed logins from this address\"",
+                self.settings.agent
+            );
+            Some(
+                self.reply(&request, 403, "Forbidden")
+                    .with_header("Warning", &warning)
+                    .with_header("Retry-After", &retry.to_string()),
+            )
         } else if let Err(e) = self.admit(&call_id) {
             tracing::warn!(%source, call_id, "INVITE refused: {e}");
             Some(match e {
@@ -453,6 +566,7 @@ impl Endpoint {
             call_id,
             CallEntry {
                 pending_invite: Some(key.clone()),
+                peer: source.ip().to_canonical(),
             },
         );
         self.events.push_back(EndpointEvent::Incoming {

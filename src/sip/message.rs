@@ -1026,6 +1026,24 @@ fn frame(datagram: &[u8]) -> Result<Framed<'_>, ParseError> {
     })
 }
 
+/// The Call-ID of a datagram, found without parsing it: the value of the first `Call-ID` (or
+/// compact `i`) header line before the blank line. For deciding cheaply whether a datagram
+/// belongs to a call that exists; the datagram is parsed properly afterwards if it is kept.
+pub fn peek_call_id(datagram: &[u8]) -> Option<&str> {
+    let head = datagram
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(datagram, |end| &datagram[..end]);
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = line[..colon].trim_ascii();
+        (name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i"))
+            .then(|| std::str::from_utf8(line[colon + 1..].trim_ascii()).ok())
+            .flatten()
+    })
+}
+
 /// Parses one UDP datagram into a validated message. Never panics.
 ///
 /// Checks: start line, SIP/2.0, the §8.1.1 mandatory headers (Via, From, To, Call-ID, CSeq and,

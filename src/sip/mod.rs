@@ -6,9 +6,11 @@
 //! - [`sdp`]: RFC 3264 offer/answer.
 //! - [`dialog`]: RFC 3261 §12 dialogs.
 //! - [`uac`]: the outbound INVITE client (callback calls): auth, CANCEL on ring timeout.
+//! - [`limit`]: per-source rate limits taken before a datagram is parsed.
 
 pub mod dialog;
 pub mod endpoint;
+pub mod limit;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

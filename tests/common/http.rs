@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
@@ -332,11 +332,50 @@ pub struct WebhookReceiver {
     accept: Option<JoinHandle<()>>,
 }
 
-/// `sha256=<hex>` of the body with `secret`, as contract §5 defines the signature.
+/// `sha256=<hex>` of the body with `secret`: the legacy signature (`report.signature =
+/// "legacy"`).
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// How far a `v1` signature's time may be from the receiver's clock.
+pub const SIGNATURE_TOLERANCE_S: i64 = 300;
+
+/// Checks `X-Hotdesk-Signature: t=UNIX,v1=HEX` as the reference tells a receiver to: HEX is
+/// HMAC-SHA256(secret, "UNIX." body), and UNIX within [`SIGNATURE_TOLERANCE_S`] of `now`.
+/// Written from the reference, not from hotdesk's code.
+pub fn verify_v1(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), String> {
+    let mut t = None;
+    let mut v1 = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    let t = t.ok_or_else(|| format!("no t= in {header:?}"))?;
+    if (now - t).abs() > SIGNATURE_TOLERANCE_S {
+        return Err(format!("t={t} is {}s from now", now - t));
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    if v1.contains(&expected) {
+        Ok(())
+    } else {
+        Err(format!("no v1= matches HMAC(secret, t.body) = {expected}"))
+    }
+}
+
+/// Seconds since the Unix epoch now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl WebhookReceiver {
@@ -510,8 +549,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         let received = SystemTime::now();
         let instant = Instant::now();
         let json = serde_json::from_slice(&msg.body).ok();
-        let signature_ok = msg.header("x-hotdesk-signature")
-            == Some(signature(&shared.secret, &msg.body).as_str());
+        let signature_ok = msg
+            .header("x-hotdesk-signature")
+            .is_some_and(|h| verify_v1(&shared.secret, h, &msg.body, unix_now()).is_ok());
         let close = msg
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
