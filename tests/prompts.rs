@@ -1,6 +1,7 @@
 //! The shipped prompt set and the prompt machinery: catalog checks, decoding, sequences, frame
 //! pacing, barge-in, catalog errors, and that no prompt talks off our own DTMF detector.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -22,20 +23,72 @@ fn rms_dbfs(samples: &[i16]) -> f64 {
     20.0 * (mean.sqrt() / 32768.0).log10()
 }
 
+/// The languages the project ships a full prompt set in.
+const SHIPPED_LANGUAGES: [&str; 3] = ["en", "fr", "es"];
+
 #[test]
 fn shipped_catalog_has_every_prompt_the_flows_need() {
     let catalog = Catalog::load(&shipped_dir()).unwrap();
-    for id in ids::required() {
-        let prompt = catalog
-            .get(id, "en")
-            .unwrap_or_else(|| panic!("missing {id}"));
-        assert_eq!(prompt.language, "en");
-        assert!(!prompt.text.trim().is_empty(), "{id} has no text");
+    for language in SHIPPED_LANGUAGES {
+        for id in ids::required() {
+            let prompt = catalog
+                .get(id, language)
+                .unwrap_or_else(|| panic!("missing {id} ({language})"));
+            // Its own recording, not the English one through the fallback.
+            assert_eq!(prompt.language, language, "{id} ({language}) falls back");
+            assert!(
+                !prompt.text.trim().is_empty(),
+                "{id} ({language}) has no text"
+            );
+        }
     }
-    // Language fallback: a British or unknown-language caller still hears the English set.
+    // Language fallback: a regional tag hears its language's set, an unknown language English.
     assert_eq!(catalog.get(ids::ENTER_PIN, "en-GB").unwrap().language, "en");
-    assert_eq!(catalog.get(ids::ENTER_PIN, "fr").unwrap().language, "en");
+    assert_eq!(catalog.get(ids::ENTER_PIN, "fr-CA").unwrap().language, "fr");
+    assert_eq!(catalog.get(ids::ENTER_PIN, "es_MX").unwrap().language, "es");
+    assert_eq!(catalog.get(ids::ENTER_PIN, "de").unwrap().language, "en");
     assert!(catalog.get("no_such_prompt", "en").is_none());
+}
+
+#[test]
+fn every_language_in_the_catalog_has_every_english_prompt() {
+    // A translation that lacks a prompt would play that one prompt in English, mid-call: every
+    // language the catalog has must hold every id the English set has.
+    let catalog = Catalog::load(&shipped_dir()).unwrap();
+    let ids_in = |language: &str| -> BTreeSet<&str> {
+        catalog
+            .prompts()
+            .iter()
+            .filter(|p| p.language == language)
+            .map(|p| p.id.as_str())
+            .collect()
+    };
+    let english = ids_in("en");
+    let languages: BTreeSet<&str> = catalog
+        .prompts()
+        .iter()
+        .map(|p| p.language.as_str())
+        .collect();
+    assert_eq!(
+        languages,
+        BTreeSet::from(SHIPPED_LANGUAGES),
+        "languages in the catalog"
+    );
+    for language in languages {
+        let present = ids_in(language);
+        let missing: Vec<_> = english.difference(&present).collect();
+        assert!(missing.is_empty(), "{language} lacks {missing:?}");
+        // Each file sits in its language's folder, so a copy-paste slip cannot point the French
+        // entry at the English recording.
+        for prompt in catalog.prompts().iter().filter(|p| p.language == language) {
+            assert!(
+                prompt.file.starts_with(shipped_dir().join(language)),
+                "{} ({language}): {}",
+                prompt.id,
+                prompt.file.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -136,7 +189,7 @@ fn player_frame_count_is_samples_over_160_rounded_up() {
     for law in [Law::Ulaw, Law::Alaw] {
         for clip in cache.clips() {
             let sequence = cache.catalog().sequence([clip.id()]).unwrap();
-            let mut player = Player::new(cache, &sequence, "en", law).unwrap();
+            let mut player = Player::new(cache, &sequence, clip.language(), law).unwrap();
             let mut frames = Vec::new();
             while let Some(frame) = player.next_frame() {
                 assert_eq!(frame.len(), FRAME_SAMPLES);

@@ -30,7 +30,8 @@ pub const CATALOG_FILE: &str = "catalog.toml";
 /// The language every lookup falls back to; the shipped set is complete in it.
 pub const FALLBACK_LANGUAGE: &str = "en";
 
-/// Prompt ids the hot-desk flows play. The shipped catalog has every one of them in English.
+/// Prompt ids the hot-desk flows play. The shipped catalog has every one of them in English,
+/// French and Spanish.
 pub mod ids {
     /// "Please enter your extension, followed by the pound key." (the account number)
     pub const ENTER_ACCOUNT: &str = "enter_account";
@@ -52,6 +53,8 @@ pub mod ids {
     pub const NOT_HOTDESK_PHONE: &str = "not_hotdesk_phone";
     /// "Goodbye."
     pub const GOODBYE: &str = "goodbye";
+    /// The call has reached its time limit (in English, "Call limit reached.").
+    pub const CALL_TIME_LIMIT: &str = "call_time_limit";
     /// "D T M F test." (the field test code's greeting)
     pub const DTMF_TEST: &str = "dtmf_test";
     /// "star"
@@ -73,9 +76,11 @@ pub mod ids {
             LOGIN_ACCEPTED_MIDDLE,
             LOGIN_INCORRECT,
             TOO_MANY_ATTEMPTS,
+            SERVICE_UNAVAILABLE,
             PHONE_RELEASED,
             NOT_HOTDESK_PHONE,
             GOODBYE,
+            CALL_TIME_LIMIT,
             DTMF_TEST,
             STAR,
             POUND,
