@@ -161,7 +161,7 @@ impl FlowKind {
 const MAX_EARLY_KEYS: usize = 32;
 
 /// What the caller hears when the call's time is up, then goodbye.
-const TIME_UP_PROMPT: &str = "call_time_limit";
+const TIME_UP_PROMPT: &str = crate::prompts::ids::CALL_TIME_LIMIT;
 
 /// How long the time-up prompts may take before the call is ended anyway.
 const TIME_UP_GRACE: Duration = Duration::from_secs(15);

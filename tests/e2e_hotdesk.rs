@@ -1536,14 +1536,15 @@ fn replay_reproduces_a_login_from_a_recording() {
 // ---------------------------------------------------------------------------------------------
 // Faults: a flood of malformed datagrams while calls run.
 
-/// Sends malformed datagrams from loopback to hotdesk's SIP port and to random ports of its
+/// Sends malformed datagrams from another loopback host (127.0.0.2: the per-source SIP rate
+/// limit would otherwise hold back the callers' own INVITEs, which share 127.0.0.1) to hotdesk's SIP port and to random ports of its
 /// RTP range, about `per_second` of them, until `stop` is set; returns how many were sent.
 /// RTP-shaped ones carry the negotiated payload types (PCMU noise, RFC 4733 keys), so that
 /// they reach the DTMF paths unless the source is checked.
 fn flood(w: &World, stop: &AtomicBool, per_second: u32) -> u64 {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4475);
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     let sip = w.server.sip;
     let (low, high) = w.ports.hotdesk_rtp();
     let invite = "INVITE sip:*88@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\n\
@@ -1634,12 +1635,13 @@ fn a_flood_of_malformed_datagrams_leaves_the_calls_unaffected() {
     println!("flood: {sent} malformed datagrams during the two calls");
     assert!(sent > 5000, "the flood sent only {sent}");
     for (call, user) in &calls {
+        // Every key of a login call is logged as a secret digit, the account's too.
         let (digits, secret) = keys_logged(&w.server, &call.call_id);
-        assert_eq!(digits, format!("{}#", user.ext), "{}", w.context());
+        assert_eq!(digits, "", "{}", w.context());
         assert_eq!(
             secret,
-            user.pin.len() + 1,
-            "PIN keys and #\n{}",
+            user.ext.len() + 1 + user.pin.len() + 1,
+            "account, PIN and both #\n{}",
             w.context()
         );
     }
