@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::directory::{Directory, LockoutPolicy, Pepper};
+use crate::directory::{Directory, LockoutPolicy, Pepper, PinPolicy};
 use crate::ivr::hotdesk::HotdeskKind;
 use crate::prompts::loader::PromptCache;
 use crate::qa::Fixture;
@@ -58,7 +58,13 @@ pub fn replay_fixture(
         let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let url = format!("sqlite://{}", scratch.path().join("qa.db").display());
         let policy = LockoutPolicy::default();
-        let directory = Directory::open(&url, Pepper::random(), policy)
+        // The suite's users are test users whose PINs are keyed in its recordings: the
+        // weak-PIN rule is for real accounts, not for them.
+        let pins = PinPolicy {
+            refuse_weak: false,
+            ..PinPolicy::default()
+        };
+        let directory = Directory::open_with(&url, Pepper::random(), policy, pins)
             .await
             .map_err(|e| e.to_string())?;
         let users = std::fs::File::open(suite.join("users.csv"))
