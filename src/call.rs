@@ -21,13 +21,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::ivr::FlowAction;
-use crate::ivr::dtmf_test::DtmfTest;
-use crate::ivr::hotdesk::{
-    Decision, DirectoryRequest, FlowSettings, HotdeskFlow, HotdeskKind, Verdict,
-};
+use crate::ivr::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSpec};
 use crate::media::DigitSource;
 use crate::media::session::{MediaError, MediaEvent, MediaSession, MediaSettings};
+use crate::model::{Answer, LoginAttempt, Query, Release};
 use crate::prompts::loader::PromptCache;
 use crate::rtp::source::MediaScope;
 use crate::sip::dialog::{Dialog, InDialog};
@@ -65,96 +62,16 @@ pub struct CallSettings {
     pub agent: String,
 }
 
-/// Which IVR flow answers the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowKind {
-    /// `*97`: speaks back every key.
-    DtmfTest,
-    /// `*88`, `*89` or a callback login.
-    Hotdesk {
-        /// Which one.
-        kind: HotdeskKind,
-        /// The desk: the caller for feature codes, the called phone for a callback.
-        device: String,
-        /// Whether `device` is in the hot-desk range.
-        is_desk: bool,
-        /// Timeouts, terminator, attempts.
-        settings: FlowSettings,
-    },
-}
-
-/// The running IVR flow.
-#[derive(Debug)]
-enum Flow {
-    DtmfTest(DtmfTest),
-    Hotdesk(Box<HotdeskFlow>),
-}
-
-impl Flow {
-    fn start(kind: &FlowKind, now: Instant) -> Flow {
-        match kind {
-            FlowKind::DtmfTest => Flow::DtmfTest(DtmfTest::start(now)),
-            FlowKind::Hotdesk {
-                kind,
-                device,
-                is_desk,
-                settings,
-            } => Flow::Hotdesk(Box::new(HotdeskFlow::start(
-                now,
-                kind.clone(),
-                device,
-                *is_desk,
-                settings.clone(),
-            ))),
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Flow::DtmfTest(f) => f.poll_timeout(),
-            Flow::Hotdesk(f) => f.poll_timeout(),
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            Flow::DtmfTest(f) => f.handle_timeout(now),
-            Flow::Hotdesk(f) => f.handle_timeout(now),
-        }
-    }
-
-    fn handle_digit(&mut self, now: Instant, key: char) {
-        match self {
-            Flow::DtmfTest(f) => f.handle_digit(now, key),
-            Flow::Hotdesk(f) => f.handle_digit(now, key),
-        }
-    }
-
-    fn handle_prompt_finished(&mut self, now: Instant) {
-        match self {
-            Flow::DtmfTest(f) => f.handle_prompt_finished(now),
-            Flow::Hotdesk(f) => f.handle_prompt_finished(now),
-        }
-    }
-
-    fn poll_action(&mut self) -> Option<FlowAction> {
-        match self {
-            Flow::DtmfTest(f) => f.poll_action(),
-            Flow::Hotdesk(f) => f.poll_action(),
-        }
-    }
-}
-
-impl FlowKind {
-    /// Whether any key of this flow may be part of a secret, so that no key of the call is
-    /// logged or told as itself. A login flow's every key counts, not just those typed while
-    /// the PIN is asked for: callers type ahead (`10014321#4321#`, the account and PIN with the
-    /// first `#` missed, is one account entry), keys arrive before the flow starts (RFC 4733
-    /// right after the 200 OK, before the ACK), and a PIN spread over one log line per key is
-    /// as readable as one in a single line.
-    fn keys_are_secret(&self) -> bool {
-        !matches!(self, FlowKind::DtmfTest)
-    }
+/// Which IVR flow answers the call, and what it starts with.
+#[derive(Debug, Clone)]
+pub struct FlowStart {
+    /// The flow.
+    pub spec: &'static FlowSpec,
+    /// Its desk, settings and named user.
+    pub ctx: FlowContext,
+    /// The address per-source limits count this call's logins against (`None`: none apply,
+    /// e.g. a callback we placed, or an exempt proxy).
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// Keys kept for the flow while it has not started (they arrived before the ACK).
@@ -273,9 +190,9 @@ pub struct Call {
     negotiated: Negotiated,
     answer_sdp: String,
     media: MediaSession,
-    flow_kind: FlowKind,
+    flow_start: FlowStart,
     /// Started by the ACK: nothing is played or timed before the dialog is confirmed.
-    flow: Option<Flow>,
+    flow: Option<Box<dyn Flow>>,
     /// Keys that came before the flow started, handed to it when it does.
     early_keys: Vec<char>,
     /// When the call has lasted as long as it may.
@@ -285,10 +202,8 @@ pub struct Call {
     ok: Option<Retransmit>,
     sip_out: VecDeque<SipOut>,
     events: VecDeque<CallEvent>,
-    /// Directory work the flow asked for, for the runtime to carry out.
-    requests: VecDeque<DirectoryRequest>,
-    /// The flow's decision was reported.
-    decided: bool,
+    /// Directory work the flow asked for, for the driver to carry out.
+    requests: VecDeque<Query>,
     ended: bool,
 }
 
@@ -300,7 +215,7 @@ impl Call {
         now: Instant,
         invite: &Request,
         source: SocketAddr,
-        flow: FlowKind,
+        flow: FlowStart,
         settings: CallSettings,
         cache: Arc<PromptCache>,
         rng: &mut R,
@@ -363,7 +278,7 @@ impl Call {
             negotiated,
             answer_sdp,
             media,
-            flow_kind: flow,
+            flow_start: flow,
             flow: None,
             early_keys: Vec::new(),
             deadline: now + settings.max_duration,
@@ -377,7 +292,6 @@ impl Call {
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
-            decided: false,
             ended: false,
             settings,
         };
@@ -391,7 +305,7 @@ impl Call {
         now: Instant,
         answered: &Answered,
         peer: SocketAddr,
-        flow: FlowKind,
+        flow: FlowStart,
         settings: CallSettings,
         cache: Arc<PromptCache>,
         rng: &mut R,
@@ -415,7 +329,7 @@ impl Call {
             negotiated: answered.negotiated.clone(),
             answer_sdp: answered.offer.clone(),
             media,
-            flow_kind: flow,
+            flow_start: flow,
             flow: None,
             early_keys: Vec::new(),
             deadline: now + settings.max_duration,
@@ -424,7 +338,6 @@ impl Call {
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
-            decided: false,
             ended: false,
             settings,
         };
@@ -464,7 +377,7 @@ impl Call {
         self.ok = None;
         if self.flow.is_none() && !self.ended {
             self.media.start_sending(now);
-            let mut flow = Flow::start(&self.flow_kind, now);
+            let mut flow = (self.flow_start.spec.start)(now, &self.flow_start.ctx);
             for key in self.early_keys.drain(..) {
                 flow.handle_digit(now, key);
             }
@@ -511,7 +424,7 @@ impl Call {
         if self.ended {
             return None;
         }
-        let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
+        let flow = self.flow.as_ref().and_then(|f| f.poll_timeout());
         let limit = self.time_up.map_or(self.deadline, |t| t + TIME_UP_GRACE);
         [
             self.media.poll_timeout(),
@@ -586,40 +499,40 @@ impl Call {
         self.events.pop_front()
     }
 
-    /// Next piece of directory work the flow needs; answer with [`Call::handle_verdict`] or
-    /// [`Call::handle_released`].
-    pub fn poll_directory_request(&mut self) -> Option<DirectoryRequest> {
+    /// Next piece of directory work the flow needs: carry it out (e.g. with
+    /// [`crate::ivr::executor::execute`]) and give the answer to [`Call::handle_answer`].
+    pub fn poll_request(&mut self) -> Option<Query> {
         self.requests.pop_front()
     }
 
-    /// The directory's verdict on a login request.
-    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
-        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
-            f.handle_verdict(now, verdict);
+    /// The directory's answer to the last request.
+    pub fn handle_answer(&mut self, now: Instant, answer: Answer) {
+        if let Some(flow) = &mut self.flow {
+            flow.handle_answer(now, answer);
         }
         self.flow_actions();
     }
 
-    /// The directory's answer to a release request (`Err`: it failed).
-    pub fn handle_released(&mut self, result: Result<Option<String>, ()>) {
-        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
-            f.handle_released(result);
-        }
-        self.flow_actions();
+    /// The desk this call's flow is about.
+    pub fn device(&self) -> &str {
+        &self.flow_start.ctx.device
     }
 
-    /// The desk this call's hot-desk flow is about.
-    pub fn device(&self) -> Option<&str> {
-        match &self.flow_kind {
-            FlowKind::Hotdesk { device, .. } => Some(device),
-            FlowKind::DtmfTest => None,
-        }
+    /// The flow this call runs.
+    pub fn flow(&self) -> &'static FlowSpec {
+        self.flow_start.spec
     }
 
     fn reply(&mut self, request: &Request, code: u16, reason: &str) -> Response {
         self.dialog
             .response(request, code, reason)
             .with_header("Server", &self.settings.agent)
+    }
+
+    /// A key that came by SIP INFO, once its request has been accepted.
+    pub fn handle_info_key(&mut self, now: Instant, key: char, duration: Option<Duration>) {
+        self.media.handle_info(now, key, duration);
+        self.run_flow(now);
     }
 
     fn info(
@@ -631,8 +544,7 @@ impl Call {
     ) -> Response {
         match parse_info(content_type.as_deref(), body) {
             Some((digit, duration)) => {
-                self.media.handle_info(now, digit, duration);
-                self.run_flow(now);
+                self.handle_info_key(now, digit, duration);
                 self.reply(request, 200, "OK")
             }
             // RFC 6086 §4.2: an INFO package we do not handle.
@@ -711,7 +623,7 @@ impl Call {
         let after = at.saturating_duration_since(self.answered);
         let after_ms = after.as_millis() as u64;
         let source_name = source.as_str();
-        if self.flow_kind.keys_are_secret() {
+        if self.flow_start.spec.secret_keys {
             tracing::info!(call_id = %self.call_id, source = source_name, after_ms, "secret digit");
             self.events
                 .push_back(CallEvent::SecretDigit { source, after });
@@ -732,19 +644,7 @@ impl Call {
 
     /// Carries out what the flow asks, and passes its directory requests on.
     fn flow_actions(&mut self) {
-        if let Some(Flow::Hotdesk(f)) = &mut self.flow {
-            if let Some(request) = f.poll_request() {
-                self.requests.push_back(request);
-            }
-            if let Some(decision) = f.decision().cloned()
-                && !self.decided
-            {
-                self.decided = true;
-                tracing::info!(call_id = %self.call_id, ?decision, "decision");
-                self.events.push_back(CallEvent::Decision(decision));
-            }
-        }
-        while let Some(action) = self.flow.as_mut().and_then(Flow::poll_action) {
+        while let Some(action) = self.flow.as_mut().and_then(|f| f.poll_action()) {
             match action {
                 FlowAction::Play(ids) => {
                     self.events.push_back(CallEvent::Prompt(ids.clone()));
@@ -754,7 +654,36 @@ impl Call {
                 }
                 FlowAction::StopPrompt => self.media.stop(),
                 FlowAction::Hangup => self.hang_up(EndReason::LocalBye),
+                FlowAction::Ask(ask) => {
+                    let request = self.request(ask);
+                    self.requests.push_back(request);
+                }
+                FlowAction::Decided(decision) => {
+                    tracing::info!(call_id = %self.call_id, ?decision, "decision");
+                    self.events.push_back(CallEvent::Decision(decision));
+                }
             }
+        }
+    }
+
+    /// The flow's question with what the call knows: the desk, how the call came about, its
+    /// Call-ID and source.
+    fn request(&self, ask: Ask) -> Query {
+        let start = &self.flow_start;
+        match ask {
+            Ask::Login { account, pin } => Query::Login(LoginAttempt {
+                device: start.ctx.device.clone(),
+                account,
+                pin,
+                via: start.spec.via,
+                call_id: Some(self.call_id.clone()),
+                source: start.source,
+            }),
+            Ask::Release => Query::Release(Release {
+                device: start.ctx.device.clone(),
+                via: start.spec.via,
+                call_id: Some(self.call_id.clone()),
+            }),
         }
     }
 

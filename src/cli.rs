@@ -323,7 +323,8 @@ fn replay_command(
     config: Option<&std::path::Path>,
     caller: PathBuf,
 ) -> anyhow::Result<ExitCode> {
-    use hotdesk::ivr::hotdesk::HotdeskKind;
+    use hotdesk::ivr::FlowContext;
+    use hotdesk::ivr::hotdesk as flows;
     use hotdesk::replay::{FileReplay, FileReplayError, ReplaySpec};
     let config = match load_config(config) {
         Ok(c) => c,
@@ -332,21 +333,24 @@ fn replay_command(
             return Ok(ExitCode::from(2));
         }
     };
-    if device.is_empty() || !device.bytes().all(|b| b.is_ascii_digit()) {
-        eprintln!("hotdesk: --device {device:?}: want an extension (digits)");
+    if let Err(e) = hotdesk::identity::Extension::parse(&device) {
+        eprintln!("hotdesk: --device {device:?}: {e}");
         return Ok(ExitCode::from(2));
     }
-    let kind = match flow {
-        ReplayFlow::Login => HotdeskKind::Login,
-        ReplayFlow::Release => HotdeskKind::Release,
-        ReplayFlow::Callback => HotdeskKind::Callback { user },
+    let spec = match flow {
+        ReplayFlow::Login => &flows::LOGIN,
+        ReplayFlow::Release => &flows::RELEASE,
+        ReplayFlow::Callback => &flows::CALLBACK,
     };
     let request = FileReplay {
         spec: ReplaySpec {
-            kind,
-            is_desk: config.is_device(&device),
-            device,
-            settings: config.flow_settings(),
+            flow: spec,
+            ctx: FlowContext {
+                is_desk: config.is_device(&device),
+                device,
+                user,
+                settings: config.flow_settings(),
+            },
             language: config.config.ivr.language.clone(),
         },
         caller,

@@ -11,6 +11,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::identity::Extension;
+use crate::ivr::{FlowSettings, FlowSpec, flow};
+pub use crate::media::DtmfMode;
 use crate::report::SignatureScheme;
 use crate::sip::sdp::Codec;
 
@@ -90,20 +92,6 @@ impl Default for SipConfig {
     }
 }
 
-/// Which DTMF paths a call listens to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DtmfMode {
-    /// Every path at once, de-duplicated.
-    Auto,
-    /// RFC 4733 telephone-events only.
-    Rfc4733,
-    /// In-band tones only.
-    Inband,
-    /// SIP INFO only.
-    Info,
-}
-
 /// `[rtp]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -147,6 +135,8 @@ pub struct FeaturesConfig {
     pub dtmf_test_code: String,
     /// Extensions of the shared desk phones, `"5400-5499"`.
     pub device_range: String,
+    /// More service numbers, each running a flow by name: `"*90" = "some_flow"`.
+    pub codes: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for FeaturesConfig {
@@ -156,6 +146,7 @@ impl Default for FeaturesConfig {
             release_code: "*89".into(),
             dtmf_test_code: "*97".into(),
             device_range: "5400-5499".into(),
+            codes: Default::default(),
         }
     }
 }
@@ -215,8 +206,9 @@ pub struct SecurityConfig {
     /// ... block its new calls for this long, seconds (fail2ban over Asterisk's security
     /// events does the same).
     pub source_block_s: u64,
-    /// Sources (CIDR) never blocked, e.g. the proxy every call comes through: its address
-    /// stands for every phone behind it, so limit sources there instead (docs/deploy.md).
+    /// Sources (CIDR) never blocked and not rate-limited per source, e.g. the proxy every call
+    /// comes through: its address stands for every phone behind it, so limit sources there
+    /// instead (docs/deploy.md).
     pub source_exempt: Vec<String>,
     /// Fewest digits in a PIN.
     pub pin_min_digits: usize,
@@ -374,6 +366,8 @@ pub struct Validated {
     pub rtp_ports: RangeInclusive<u16>,
     /// Parsed `features.device_range`.
     pub devices: RangeInclusive<u32>,
+    /// Service number (`*88` …) → the flow it runs.
+    pub codes: std::collections::BTreeMap<String, &'static FlowSpec>,
     /// The digest password from `sip.auth_password_env`, when `sip.auth_user` is set.
     pub sip_password: Option<SecretString>,
 }
@@ -398,10 +392,19 @@ impl Validated {
         (!self.source_exempt.iter().any(|net| net.contains(&ip))).then_some(ip)
     }
 
-    /// The `[ivr]` settings the hot-desk flows run with.
-    pub fn flow_settings(&self) -> crate::ivr::hotdesk::FlowSettings {
+    /// The longest a call running `flow` may last, seconds.
+    pub fn max_call_s(&self, flow: &FlowSpec) -> u64 {
+        if flow.secret_keys {
+            self.config.ivr.max_call_s
+        } else {
+            self.config.ivr.dtmf_test_max_call_s
+        }
+    }
+
+    /// The `[ivr]` settings the flows run with.
+    pub fn flow_settings(&self) -> FlowSettings {
         let ivr = &self.config.ivr;
-        crate::ivr::hotdesk::FlowSettings {
+        FlowSettings {
             first_digit_timeout: std::time::Duration::from_millis(ivr.first_digit_timeout_ms),
             inter_digit_timeout: std::time::Duration::from_millis(ivr.inter_digit_timeout_ms),
             terminator: ivr.terminator.chars().next().unwrap_or('#'),
@@ -524,6 +527,34 @@ impl Config {
         if codes[0].1 == codes[1].1 || codes[0].1 == codes[2].1 || codes[1].1 == codes[2].1 {
             return Err(bad("features", "the feature codes must differ".into()));
         }
+        let mut flows = std::collections::BTreeMap::new();
+        for ((_, code), name) in codes.iter().zip(["login", "release", "dtmf_test"]) {
+            flows.insert((*code).clone(), flow::find(name).expect("a built-in flow"));
+        }
+        for (code, name) in &self.features.codes {
+            let valid = code.len() >= 2
+                && code.starts_with('*')
+                && code[1..].chars().all(|c| c.is_ascii_digit());
+            if !valid {
+                return Err(bad(
+                    "features.codes",
+                    format!("{code:?}: want a star code like *90"),
+                ));
+            }
+            let spec = flow::find(name).ok_or_else(|| {
+                let known: Vec<&str> = flow::FLOWS.iter().map(|f| f.name).collect();
+                bad(
+                    "features.codes",
+                    format!(
+                        "{code:?} = {name:?}: no such flow (flows: {})",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+            if flows.insert(code.clone(), spec).is_some() {
+                return Err(bad("features.codes", format!("{code:?} is used twice")));
+            }
+        }
         let ivr = &self.ivr;
         if !(500..=60_000).contains(&ivr.first_digit_timeout_ms) {
             return Err(bad(
@@ -644,6 +675,7 @@ impl Config {
             source_exempt,
             rtp_ports,
             devices,
+            codes: flows,
             sip_password,
         })
     }

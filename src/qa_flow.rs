@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::directory::{Directory, LockoutPolicy, Pepper, PinPolicy};
-use crate::ivr::hotdesk::HotdeskKind;
+use crate::ivr::FlowContext;
 use crate::prompts::loader::PromptCache;
 use crate::qa::Fixture;
 use crate::replay::{self, ReplaySpec};
@@ -29,19 +29,17 @@ pub fn replay_fixture(
         .device
         .clone()
         .ok_or("a flow fixture needs `device`")?;
-    let kind = match fixture.flow.as_deref() {
-        Some("login") => HotdeskKind::Login,
-        Some("release") => HotdeskKind::Release,
-        Some("callback") => HotdeskKind::Callback {
-            user: fixture.user.clone(),
-        },
-        other => return Err(format!("flow {other:?}: want login, release or callback")),
-    };
+    let name = fixture.flow.as_deref().unwrap_or_default();
+    let flow = crate::ivr::flow::find(name)
+        .ok_or_else(|| format!("flow {name:?}: want login, release or callback"))?;
     let spec = ReplaySpec {
-        kind,
-        is_desk: defaults.is_device(&device),
-        device,
-        settings: defaults.flow_settings(),
+        flow,
+        ctx: FlowContext {
+            is_desk: defaults.is_device(&device),
+            device,
+            user: fixture.user.clone(),
+            settings: defaults.flow_settings(),
+        },
         language: defaults.config.ivr.language.clone(),
     };
     let media = replay::read_caller(path).map_err(|e| e.to_string())?;

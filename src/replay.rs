@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
-use crate::config::DtmfMode;
+use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
 use crate::dsp::g711::linear_to_ulaw;
-use crate::ivr::hotdesk::{Decision, DirectoryRequest, FlowSettings, HotdeskKind};
+use crate::ivr::executor::{self, FlowServices};
+use crate::ivr::{FlowContext, FlowSpec};
+use crate::media::DtmfMode;
 use crate::media::session::MediaSettings;
 use crate::prompts::loader::PromptCache;
 use crate::rtp::packet;
 use crate::rtp::pcap::CapturedRtp;
-use crate::server::{HotdeskDirectory, LoginAttempt, Via};
+use crate::sim::{self, CallDrive};
 use crate::sip::message::{self, Request, SipMessage};
 use crate::sip::sdp::Codec;
 
@@ -43,14 +44,10 @@ pub enum CallerMedia {
 /// Which call to replay.
 #[derive(Debug, Clone)]
 pub struct ReplaySpec {
-    /// Login, release or callback.
-    pub kind: HotdeskKind,
-    /// The desk.
-    pub device: String,
-    /// Whether the desk is in the hot-desk range.
-    pub is_desk: bool,
-    /// The `[ivr]` settings.
-    pub settings: FlowSettings,
+    /// The flow (`login`, `release`, `callback` …).
+    pub flow: &'static FlowSpec,
+    /// Its desk, named user and `[ivr]` settings.
+    pub ctx: FlowContext,
     /// Prompt language.
     pub language: String,
 }
@@ -128,29 +125,17 @@ pub enum ReplayError {
     Setup(String),
 }
 
-/// The decision's short name (the activation state words of contract §4).
-pub fn outcome_name(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Verified { .. } => "verified",
-        Decision::Failed => "failed",
-        Decision::LockedOut => "locked_out",
-        Decision::Released { .. } => "released",
-        Decision::NoInput => "no_input",
-        Decision::NotADesk => "not_a_desk",
-        Decision::Error => "error",
-    }
-}
-
 const CALLER: &str = "127.0.0.1:5062";
 const CALLER_RTP: &str = "127.0.0.1:40000";
 const SERVER_RTP: &str = "127.0.0.1:30000";
 
-/// Runs the call. The directory is asked exactly as the server asks it.
+/// Runs the call. The directory is asked exactly as the server asks it, through the same
+/// executor.
 pub async fn run(
     spec: &ReplaySpec,
     media: &CallerMedia,
     prompts: Arc<PromptCache>,
-    directory: &dyn HotdeskDirectory,
+    directory: &dyn FlowServices,
 ) -> Result<Transcript, ReplayError> {
     let packets = caller_packets(media);
     let Some(last) = packets.last().map(|(t, _)| *t) else {
@@ -158,11 +143,11 @@ pub async fn run(
     };
     let t0 = Instant::now();
     let invite = invite(spec, media)?;
-    let flow = FlowKind::Hotdesk {
-        kind: spec.kind.clone(),
-        device: spec.device.clone(),
-        is_desk: spec.is_desk,
-        settings: spec.settings.clone(),
+    let flow = FlowStart {
+        spec: spec.flow,
+        ctx: spec.ctx.clone(),
+        // A recording has no source address to count.
+        source: None,
     };
     let caller: SocketAddr = CALLER.parse().expect("literal");
     let (mut call, ok) = Call::accept(
@@ -176,70 +161,24 @@ pub async fn run(
     )
     .map_err(|e| ReplayError::Setup(e.to_string()))?;
     call.handle_ack(t0, &message::ack_for(&invite, &ok));
-
-    let mut log = Log::new(t0);
-    let end = t0 + last + TAIL;
     let caller_rtp: SocketAddr = CALLER_RTP.parse().expect("literal");
-    let mut next_packet = packets.iter().peekable();
-    let mut now = t0;
-    loop {
-        log.drain(&mut call, now);
-        while let Some(request) = call.poll_directory_request() {
-            answer(&mut call, now, request, spec, directory).await;
-            log.drain(&mut call, now);
-        }
-        if call.is_ended() || now >= end {
-            break;
-        }
-        let packet_due = next_packet.peek().map(|(t, _)| t0 + *t);
-        let timer_due = call.poll_timeout();
-        let Some(due) = [packet_due, timer_due].into_iter().flatten().min() else {
-            break;
-        };
-        now = due.min(end);
-        if packet_due == Some(due) {
-            while let Some((_, bytes)) = next_packet.next_if(|(t, _)| t0 + *t <= now) {
-                call.handle_rtp(now, caller_rtp, bytes);
-            }
-        } else {
-            call.handle_timeout(now);
-        }
+    let script = sim::rtp_script(caller_rtp, packets);
+    let mut drive = CallDrive::new(call, t0, script, last + TAIL);
+    while let Some(request) = drive.run() {
+        let answer = executor::execute(directory, request).await;
+        drive.answer(answer);
     }
-    Ok(log.finish(now))
-}
-
-/// Carries out a directory request the way the server's call task does.
-async fn answer(
-    call: &mut Call,
-    now: Instant,
-    request: DirectoryRequest,
-    spec: &ReplaySpec,
-    directory: &dyn HotdeskDirectory,
-) {
-    let via = match spec.kind {
-        HotdeskKind::Callback { .. } => Via::Callback,
-        _ => Via::FeatureCode,
-    };
-    let call_id = call.call_id().to_owned();
-    match request {
-        DirectoryRequest::Login { account, pin } => {
-            let attempt = LoginAttempt {
-                device: spec.device.clone(),
-                account,
-                pin,
-                via,
-                call_id,
-                // The replay's caller is a file: no address to count.
-                source: None,
-            };
-            let verdict = directory.login(attempt).await;
-            call.handle_verdict(now, verdict);
-        }
-        DirectoryRequest::Release => {
-            let result = directory.release(spec.device.clone(), via, call_id).await;
-            call.handle_released(result);
-        }
+    let mut log = Log::new(t0);
+    for (at, event) in drive.record.events.drain(..) {
+        log.entry(at, event);
     }
+    let hung_up_by_us = drive
+        .record
+        .sip
+        .iter()
+        .any(|(_, out)| matches!(out, SipOut::Request { .. }));
+    log.set_hangup_by_us(hung_up_by_us);
+    Ok(log.finish(drive.drive.now()))
 }
 
 /// The transcript being written.
@@ -262,50 +201,53 @@ impl Log {
         at.saturating_duration_since(self.t0).as_millis() as u64
     }
 
-    /// Everything the call did: events into the transcript, datagrams dropped (the replay
-    /// has no network; prompts are told by their ids).
-    fn drain(&mut self, call: &mut Call, now: Instant) {
-        while call.poll_rtp().is_some() {}
-        let mut hung_up_by_us = false;
-        while let Some(out) = call.poll_sip() {
-            hung_up_by_us |= matches!(out, SipOut::Request { .. });
+    /// Whether hotdesk sent the BYE (else the caller did, or nobody).
+    fn set_hangup_by_us(&mut self, by_us: bool) {
+        for entry in &mut self.entries {
+            if let Entry::Hangup { by, .. } = entry
+                && by_us
+                && by != "caller"
+            {
+                *by = "hotdesk".into();
+            }
         }
-        while let Some(event) = call.poll_event() {
-            let at_ms = self.ms(now);
-            let entry = match event {
-                CallEvent::Prompt(ids) => Entry::Prompt { at_ms, ids },
-                CallEvent::Digit {
-                    digit,
-                    source,
-                    after,
-                } => Entry::Digit {
-                    at_ms: after.as_millis() as u64,
-                    digit: digit.to_string(),
-                    source: source.as_str().into(),
-                },
-                CallEvent::SecretDigit { source, after } => Entry::Digit {
-                    at_ms: after.as_millis() as u64,
-                    digit: "•".into(),
-                    source: source.as_str().into(),
-                },
-                CallEvent::Decision(decision) => {
-                    self.outcome = Some(outcome_name(&decision).into());
-                    Entry::Decision {
-                        at_ms,
-                        decision: format!("{decision:?}"),
-                    }
-                }
-                CallEvent::Ended(reason) => Entry::Hangup {
+    }
+
+    /// One event of the call into the transcript.
+    fn entry(&mut self, now: Instant, event: CallEvent) {
+        let at_ms = self.ms(now);
+        let entry = match event {
+            CallEvent::Prompt(ids) => Entry::Prompt { at_ms, ids },
+            CallEvent::Digit {
+                digit,
+                source,
+                after,
+            } => Entry::Digit {
+                at_ms: after.as_millis() as u64,
+                digit: digit.to_string(),
+                source: source.as_str().into(),
+            },
+            CallEvent::SecretDigit { source, after } => Entry::Digit {
+                at_ms: after.as_millis() as u64,
+                digit: "•".into(),
+                source: source.as_str().into(),
+            },
+            CallEvent::Decision(decision) => {
+                self.outcome = Some(decision.name().into());
+                Entry::Decision {
                     at_ms,
-                    by: match reason {
-                        EndReason::RemoteBye => "caller".into(),
-                        _ if hung_up_by_us => "hotdesk".into(),
-                        other => format!("{other:?}"),
-                    },
+                    decision: format!("{decision:?}"),
+                }
+            }
+            CallEvent::Ended(reason) => Entry::Hangup {
+                at_ms,
+                by: match reason {
+                    EndReason::RemoteBye => "caller".into(),
+                    other => format!("{other:?}"),
                 },
-            };
-            self.entries.push(entry);
-        }
+            },
+        };
+        self.entries.push(entry);
     }
 
     fn finish(self, now: Instant) -> Transcript {
@@ -418,7 +360,7 @@ fn invite(spec: &ReplaySpec, media: &CallerMedia) -> Result<Request, ReplayError
          Max-Forwards: 70\r\n\
          Content-Type: application/sdp\r\n\
          Content-Length: {len}\r\n\r\n{sdp}",
-        device = spec.device,
+        device = spec.ctx.device,
         len = sdp.len(),
     );
     match message::parse(text.as_bytes()) {
@@ -426,7 +368,7 @@ fn invite(spec: &ReplaySpec, media: &CallerMedia) -> Result<Request, ReplayError
         // Only the device (from the command line) varies.
         _ => Err(ReplayError::Setup(format!(
             "device {:?} is not a SIP user",
-            spec.device
+            spec.ctx.device
         ))),
     }
 }

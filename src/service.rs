@@ -17,14 +17,13 @@ use tokio::sync::watch;
 
 use crate::api::{self, Activations, ApiState};
 use crate::config::Validated;
-use crate::directory::{Attempt, Directory, DirectoryError, LoginOutcome};
+use crate::directory::{Directory, DirectoryError};
 use crate::identity::SourceKey;
-use crate::ivr::hotdesk::Verdict;
+use crate::ivr::executor::{BoxFuture, FlowServices};
 use crate::metrics::Metrics;
+use crate::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
 use crate::report::delivery::{self, DeliveryError};
-use crate::server::{
-    self, DirectoryFuture, HotdeskDirectory, LoginAttempt, ServerError, ServerHandle, Services, Via,
-};
+use crate::server::{self, ServerError, ServerHandle, Services};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +48,7 @@ pub enum ServiceError {
     },
 }
 
-/// The directory as the hot-desk flows see it, counting outcomes for `/metrics`.
+/// The directory as the flows see it, counting outcomes for `/metrics`.
 pub struct FlowDirectory {
     directory: Directory,
     metrics: Arc<Metrics>,
@@ -62,46 +61,33 @@ impl FlowDirectory {
     }
 }
 
-impl HotdeskDirectory for FlowDirectory {
-    fn login(&self, a: LoginAttempt) -> DirectoryFuture<'_, Verdict> {
+impl FlowServices for FlowDirectory {
+    fn login(&self, a: LoginAttempt) -> BoxFuture<'_, Result<LoginOutcome, Unavailable>> {
         Box::pin(async move {
-            let attempt = Attempt {
-                device: &a.device,
-                account: &a.account,
-                pin: &a.pin,
-                via: a.via,
-                call_id: &a.call_id,
-                source: a.source,
-            };
-            match self.directory.login(attempt).await {
-                Ok(LoginOutcome::Accepted { user, .. }) => {
-                    self.metrics.logins.inc();
-                    Verdict::Accepted { user }
-                }
-                Ok(LoginOutcome::LockedOut { .. }) => {
-                    self.metrics.lockouts.inc();
-                    Verdict::LockedOut
-                }
-                Ok(_) => {
-                    self.metrics.login_failures.inc();
-                    Verdict::Incorrect
+            match self.directory.login(&a).await {
+                Ok(outcome) => {
+                    match &outcome {
+                        LoginOutcome::Accepted { .. } => self.metrics.logins.inc(),
+                        LoginOutcome::LockedOut { .. } => self.metrics.lockouts.inc(),
+                        _ => self.metrics.login_failures.inc(),
+                    };
+                    Ok(outcome)
                 }
                 Err(e) => {
                     tracing::error!(device = a.device, "login not verified: {e}");
-                    Verdict::Unavailable
+                    Err(Unavailable)
                 }
             }
         })
     }
 
-    fn release(
-        &self,
-        device: String,
-        via: Via,
-        call_id: String,
-    ) -> DirectoryFuture<'_, Result<Option<String>, ()>> {
+    fn release(&self, r: Release) -> BoxFuture<'_, Result<Option<String>, Unavailable>> {
         Box::pin(async move {
-            match self.directory.release(&device, via, Some(&call_id)).await {
+            match self
+                .directory
+                .release(&r.device, r.via, r.call_id.as_deref())
+                .await
+            {
                 Ok(user) => {
                     if user.is_some() {
                         self.metrics.releases.inc();
@@ -109,8 +95,8 @@ impl HotdeskDirectory for FlowDirectory {
                     Ok(user)
                 }
                 Err(e) => {
-                    tracing::error!(device, "release failed: {e}");
-                    Err(())
+                    tracing::error!(device = r.device, "release failed: {e}");
+                    Err(Unavailable)
                 }
             }
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hotdesk::api::{self, Activations, ApiState};
 use hotdesk::config::{Config, Validated};
-use hotdesk::directory::{Attempt, Directory, LockoutPolicy, Pepper, Via};
+use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use hotdesk::metrics::Metrics;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -78,12 +78,12 @@ impl Api {
     async fn login(&self, device: &str, pin: &str) {
         let pin = SecretString::from(pin);
         self.directory
-            .login(Attempt {
-                device,
-                account: "1001",
-                pin: &pin,
+            .login(&LoginAttempt {
+                device: device.into(),
+                account: "1001".into(),
+                pin,
                 via: Via::FeatureCode,
-                call_id: "call-1",
+                call_id: Some("call-1".into()),
                 source: None,
             })
             .await

@@ -7,14 +7,16 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotdesk::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
+use hotdesk::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
 use hotdesk::config::DtmfMode;
 use hotdesk::dsp::g711::Law;
+use hotdesk::ivr::{FlowContext, FlowSettings, dtmf_test};
 use hotdesk::media::DigitSource;
 use hotdesk::media::session::MediaSettings;
 use hotdesk::prompts::loader::PromptCache;
 use hotdesk::rtp::dtmf_stream::{self, DtmfMode as StreamMode, DtmfStreamSpec};
 use hotdesk::rtp::packet;
+use hotdesk::sim::{self, CallDrive};
 use hotdesk::sip::message::{self, Method, Request, SipMessage};
 use hotdesk::sip::sdp::Codec;
 use rand::SeedableRng;
@@ -60,7 +62,16 @@ fn answer(t0: Instant) -> (Call, message::Response) {
         t0,
         &invite(),
         CALLER.parse().unwrap(),
-        FlowKind::DtmfTest,
+        FlowStart {
+            spec: &dtmf_test::FLOW,
+            ctx: FlowContext {
+                device: "5401".into(),
+                is_desk: true,
+                user: None,
+                settings: FlowSettings::default(),
+            },
+            source: None,
+        },
         settings(),
         CACHE.clone(),
         &mut rng,
@@ -85,47 +96,25 @@ fn in_dialog(ok: &message::Response, method: &str, cseq: u32, extra: &str, body:
     }
 }
 
-/// Drives the call until `end` with caller RTP at its times; collects events and outputs.
+/// What a stretch of the call sent and told.
 struct Run {
     events: Vec<CallEvent>,
     sip: Vec<(Instant, SipOut)>,
     rtp_out: Vec<(Instant, SocketAddr, Bytes)>,
 }
 
+/// Drives the call from `t0` to `end` with the caller's RTP at its times, on the shared
+/// virtual-time harness; the `*97` flow asks the directory nothing.
 fn run(call: &mut Call, t0: Instant, rtp_in: &[(Duration, Bytes)], end: Duration) -> Run {
-    let mut r = Run {
-        events: vec![],
-        sip: vec![],
-        rtp_out: vec![],
-    };
-    let mut next = rtp_in.iter().peekable();
-    let mut now = t0;
-    loop {
-        let timer = call.poll_timeout();
-        let input = next.peek().map(|(t, _)| t0 + *t);
-        match (timer, input) {
-            (_, Some(at)) if timer.is_none_or(|t| at <= t) && at <= t0 + end => {
-                now = at;
-                let (_, bytes) = next.next().unwrap();
-                call.handle_rtp(now, CALLER_RTP.parse().unwrap(), bytes);
-            }
-            (Some(t), _) if t <= t0 + end => {
-                now = now.max(t);
-                call.handle_timeout(now);
-            }
-            _ => break,
-        }
-        while let Some(out) = call.poll_sip() {
-            r.sip.push((now, out));
-        }
-        while let Some((to, b, _)) = call.poll_rtp() {
-            r.rtp_out.push((now, to, b));
-        }
-        while let Some(e) = call.poll_event() {
-            r.events.push(e);
-        }
+    let script = sim::rtp_script(CALLER_RTP.parse().unwrap(), rtp_in.iter().cloned());
+    let mut drive = CallDrive::new(call, t0, script, end);
+    drive.run_to_end(|q| panic!("*97 asked the directory: {q:?}"));
+    let record = drive.record;
+    Run {
+        events: record.events.into_iter().map(|(_, e)| e).collect(),
+        sip: record.sip,
+        rtp_out: record.rtp,
     }
-    r
 }
 
 fn digits(events: &[CallEvent]) -> Vec<(char, DigitSource)> {

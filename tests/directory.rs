@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hotdesk::directory::{
-    Attempt, Directory, DirectoryError, LockoutPolicy, LoginOutcome, Pepper, Via, hash_pin,
+    Directory, DirectoryError, LockoutPolicy, LoginAttempt, LoginOutcome, Pepper, Via, hash_pin,
     verify_pin,
 };
 use hotdesk::report::{Event, Report};
@@ -63,20 +63,21 @@ async fn login(
     p: &str,
     at: OffsetDateTime,
 ) -> LoginOutcome {
-    let p = pin(p);
-    d.login_at(
-        Attempt {
-            device,
-            account,
-            pin: &p,
-            via: Via::FeatureCode,
-            call_id: "call-1",
-            source: None,
-        },
-        at,
-    )
-    .await
-    .unwrap()
+    d.login_at(&attempt(device, account, p, None), at)
+        .await
+        .unwrap()
+}
+
+/// A login attempt on a feature-code call from `source`.
+fn attempt(device: &str, account: &str, p: &str, source: Option<&str>) -> LoginAttempt {
+    LoginAttempt {
+        device: device.into(),
+        account: account.into(),
+        pin: pin(p),
+        via: Via::FeatureCode,
+        call_id: Some("call-1".into()),
+        source: source.map(|s| s.parse().unwrap()),
+    }
 }
 
 fn accepted(user: &str, previous: Option<&str>, released: Option<&str>) -> LoginOutcome {
@@ -732,12 +733,12 @@ async fn no_pin_in_reports_errors_or_debug() {
     texts.push(format!("{secret:?}"));
     texts.push(format!(
         "{:?}",
-        Attempt {
-            device: "5401",
-            account: "3001",
-            pin: &secret,
+        LoginAttempt {
+            device: "5401".into(),
+            account: "3001".into(),
+            pin: secret.clone(),
             via: Via::Api,
-            call_id: "",
+            call_id: None,
             source: None,
         }
     ));
@@ -792,20 +793,9 @@ async fn login_from(
     source: &str,
     at: OffsetDateTime,
 ) -> LoginOutcome {
-    let p = pin(p);
-    d.login_at(
-        Attempt {
-            device,
-            account,
-            pin: &p,
-            via: Via::FeatureCode,
-            call_id: "call-1",
-            source: Some(source.parse().unwrap()),
-        },
-        at,
-    )
-    .await
-    .unwrap()
+    d.login_at(&attempt(device, account, p, Some(source)), at)
+        .await
+        .unwrap()
 }
 
 /// One desk is one key: a desk spelt `05401` or `+5401` is refused, not counted apart
@@ -815,19 +805,8 @@ async fn a_desk_spelt_another_way_is_refused_not_counted_apart() {
     let dir = tempfile::tempdir().unwrap();
     let d = populated(&dir).await;
     for spelling in ["05401", "005401", "+5401", " 5401", "5401 ", "５４０１"] {
-        let p = pin("9999");
         let err = d
-            .login_at(
-                Attempt {
-                    device: spelling,
-                    account: "1001",
-                    pin: &p,
-                    via: Via::FeatureCode,
-                    call_id: "call-1",
-                    source: None,
-                },
-                T0,
-            )
+            .login_at(&attempt(spelling, "1001", "9999", None), T0)
             .await
             .unwrap_err();
         assert!(

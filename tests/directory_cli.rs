@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use hotdesk::directory::{Attempt, Directory, LockoutPolicy, Pepper, Via};
+use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use secrecy::SecretString;
 
 /// Runs the binary in `dir` with `stdin` as standard input.
@@ -60,12 +60,12 @@ async fn library(dir: &Path) -> Directory {
 
 async fn login(d: &Directory, device: &str, account: &str, pin: &str) {
     let pin = SecretString::from(pin);
-    d.login(Attempt {
-        device,
-        account,
-        pin: &pin,
+    d.login(&LoginAttempt {
+        device: device.into(),
+        account: account.into(),
+        pin,
         via: Via::FeatureCode,
-        call_id: "cli-test",
+        call_id: Some("cli-test".into()),
         source: None,
     })
     .await

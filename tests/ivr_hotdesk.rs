@@ -2,11 +2,46 @@
 
 use std::time::{Duration, Instant};
 
-use hotdesk::ivr::FlowAction;
-use hotdesk::ivr::hotdesk::{
-    Decision, DirectoryRequest, FlowSettings, HotdeskFlow, HotdeskKind, Verdict,
-};
+use std::collections::VecDeque;
+
+use hotdesk::ivr::hotdesk::{HotdeskFlow, HotdeskKind};
+use hotdesk::ivr::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings};
+use hotdesk::model::{Answer, LoginOutcome, Unavailable};
 use secrecy::ExposeSecret;
+
+/// What the flow asks the call to do, comparable (its questions for the directory hold the
+/// PIN and are taken aside by [`Run`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Act {
+    Play(Vec<String>),
+    StopPrompt,
+    Hangup,
+}
+
+/// The directory's answers as the tests write them.
+enum Verdict {
+    Accepted { user: String },
+    Incorrect,
+    LockedOut,
+    Unavailable,
+}
+
+impl Verdict {
+    fn answer(self) -> Answer {
+        Answer::Login(match self {
+            Verdict::Accepted { user } => Ok(LoginOutcome::Accepted {
+                user,
+                previous_user: None,
+                released_from: None,
+            }),
+            Verdict::Incorrect => Ok(LoginOutcome::Incorrect),
+            Verdict::LockedOut => Ok(LoginOutcome::LockedOut {
+                until: time::OffsetDateTime::UNIX_EPOCH,
+            }),
+            Verdict::Unavailable => Err(Unavailable),
+        })
+    }
+}
 
 fn settings() -> FlowSettings {
     FlowSettings {
@@ -24,14 +59,28 @@ fn ids(v: &[&str]) -> Vec<String> {
 struct Run {
     flow: HotdeskFlow,
     t0: Instant,
+    /// Prompts and hang-ups not looked at yet.
+    acts: Vec<Act>,
+    /// Questions for the directory, as the flow asked them.
+    asked: VecDeque<Ask>,
+    decision: Option<Decision>,
 }
 
 impl Run {
     fn start(kind: HotdeskKind, is_desk: bool) -> Run {
         let t0 = Instant::now();
+        let ctx = FlowContext {
+            device: "5401".into(),
+            is_desk,
+            user: None,
+            settings: settings(),
+        };
         Run {
-            flow: HotdeskFlow::start(t0, kind, "5401", is_desk, settings()),
+            flow: HotdeskFlow::start(t0, kind, &ctx),
             t0,
+            acts: Vec::new(),
+            asked: VecDeque::new(),
+            decision: None,
         }
     }
 
@@ -39,8 +88,27 @@ impl Run {
         self.t0 + Duration::from_millis(ms)
     }
 
-    fn actions(&mut self) -> Vec<FlowAction> {
-        std::iter::from_fn(|| self.flow.poll_action()).collect()
+    /// Moves the flow's actions out: prompts and hang-ups into `acts`, questions into
+    /// `asked`, the decision aside.
+    fn pump(&mut self) {
+        while let Some(action) = self.flow.poll_action() {
+            match action {
+                FlowAction::Play(ids) => self.acts.push(Act::Play(ids)),
+                FlowAction::StopPrompt => self.acts.push(Act::StopPrompt),
+                FlowAction::Hangup => self.acts.push(Act::Hangup),
+                FlowAction::Ask(ask) => self.asked.push_back(ask),
+                FlowAction::Decided(d) => {
+                    assert!(self.decision.is_none(), "decided twice: {d:?}");
+                    self.decision = Some(d);
+                }
+            }
+        }
+    }
+
+    /// The prompts and hang-ups asked for since the last look.
+    fn actions(&mut self) -> Vec<Act> {
+        self.pump();
+        std::mem::take(&mut self.acts)
     }
 
     fn keys(&mut self, ms: u64, keys: &str) {
@@ -50,29 +118,48 @@ impl Run {
         }
     }
 
+    /// The next question the flow asked, if any.
+    fn poll_request(&mut self) -> Option<Ask> {
+        self.pump();
+        self.asked.pop_front()
+    }
+
     /// The login request the flow made: (account, pin).
     fn login_request(&mut self) -> (String, String) {
-        match self.flow.poll_request() {
-            Some(DirectoryRequest::Login { account, pin }) => {
-                (account, pin.expose_secret().to_owned())
-            }
+        match self.poll_request() {
+            Some(Ask::Login { account, pin }) => (account, pin.expose_secret().to_owned()),
             other => panic!("expected a login request, got {other:?}"),
         }
+    }
+
+    fn verdict(&mut self, ms: u64, verdict: Verdict) {
+        let at = self.at(ms);
+        self.flow.handle_answer(at, verdict.answer());
+    }
+
+    fn released(&mut self, ms: u64, result: Result<Option<String>, Unavailable>) {
+        let at = self.at(ms);
+        self.flow.handle_answer(at, Answer::Released(result));
+    }
+
+    fn decision(&mut self) -> Option<&Decision> {
+        self.pump();
+        self.decision.as_ref()
     }
 }
 
 #[test]
 fn type_ahead_answers_both_questions_in_one_go() {
     let mut r = Run::start(HotdeskKind::Login, true);
-    assert_eq!(r.actions(), vec![FlowAction::Play(ids(&["enter_account"]))]);
+    assert_eq!(r.actions(), vec![Act::Play(ids(&["enter_account"]))]);
     r.keys(500, "1001#1234#");
     // Each prompt is cut by the next key: the caller never waits for a prompt to end.
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["enter_pin"])),
-            FlowAction::StopPrompt
+            Act::StopPrompt,
+            Act::Play(ids(&["enter_pin"])),
+            Act::StopPrompt
         ]
     );
     assert_eq!(r.login_request(), ("1001".into(), "1234".into()));
@@ -85,17 +172,14 @@ fn accepted_login_reads_back_desk_and_extension_then_hangs_up() {
     r.keys(500, "1001#");
     assert_eq!(
         r.actions(),
-        vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["enter_pin"]))
-        ]
+        vec![Act::StopPrompt, Act::Play(ids(&["enter_pin"]))]
     );
-    assert!(r.flow.poll_request().is_none());
+    assert!(r.poll_request().is_none());
     r.flow.handle_prompt_finished(r.at(2500));
     r.keys(3000, "4321#");
     assert_eq!(r.login_request(), ("1001".into(), "4321".into()));
-    r.flow.handle_verdict(
-        r.at(4000),
+    r.verdict(
+        4000,
         Verdict::Accepted {
             user: "1001".into(),
         },
@@ -103,8 +187,8 @@ fn accepted_login_reads_back_desk_and_extension_then_hangs_up() {
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&[
+            Act::StopPrompt,
+            Act::Play(ids(&[
                 "login_accepted_prefix",
                 "digit_5",
                 "digit_4",
@@ -121,11 +205,11 @@ fn accepted_login_reads_back_desk_and_extension_then_hangs_up() {
     );
     // Keys after the decision are ignored.
     r.keys(7000, "9#");
-    assert!(r.flow.poll_request().is_none());
+    assert!(r.poll_request().is_none());
     r.flow.handle_prompt_finished(r.at(8000));
-    assert_eq!(r.actions(), vec![FlowAction::Hangup]);
+    assert_eq!(r.actions(), vec![Act::Hangup]);
     assert_eq!(
-        r.flow.decision(),
+        r.decision(),
         Some(&Decision::Verified {
             user: "1001".into()
         })
@@ -140,29 +224,28 @@ fn wrong_logins_retry_with_the_same_message_until_max_attempts() {
         r.keys(attempt * 10_000, "1001#9999#");
         assert_eq!(r.login_request(), ("1001".into(), "9999".into()));
         r.actions();
-        r.flow
-            .handle_verdict(r.at(attempt * 10_000 + 2000), Verdict::Incorrect);
+        r.verdict(attempt * 10_000 + 2000, Verdict::Incorrect);
         let actions = r.actions();
         if attempt < 3 {
             assert_eq!(
                 actions,
-                vec![FlowAction::Play(ids(&["login_incorrect", "enter_account"]))],
+                vec![Act::Play(ids(&["login_incorrect", "enter_account"]))],
                 "attempt {attempt}"
             );
         } else {
             assert_eq!(
                 actions,
                 vec![
-                    FlowAction::StopPrompt,
-                    FlowAction::Play(ids(&["login_incorrect", "goodbye"]))
+                    Act::StopPrompt,
+                    Act::Play(ids(&["login_incorrect", "goodbye"]))
                 ]
             );
         }
     }
-    assert_eq!(r.flow.decision(), Some(&Decision::Failed));
+    assert_eq!(r.decision(), Some(&Decision::Failed));
     // Nothing typed after the last attempt reaches the directory.
     r.keys(50_000, "1001#1234#");
-    assert!(r.flow.poll_request().is_none());
+    assert!(r.poll_request().is_none());
 }
 
 #[test]
@@ -172,7 +255,7 @@ fn keys_typed_during_verification_start_the_next_attempt() {
     r.keys(500, "1001#9999#");
     r.login_request();
     r.keys(2000, "1001#1234#");
-    r.flow.handle_verdict(r.at(4000), Verdict::Incorrect);
+    r.verdict(4000, Verdict::Incorrect);
     assert_eq!(r.login_request(), ("1001".into(), "1234".into()));
 }
 
@@ -183,15 +266,15 @@ fn locked_out_says_so_and_hangs_up() {
     r.keys(500, "1001#1234#");
     r.login_request();
     r.actions();
-    r.flow.handle_verdict(r.at(3000), Verdict::LockedOut);
+    r.verdict(3000, Verdict::LockedOut);
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["too_many_attempts", "goodbye"]))
+            Act::StopPrompt,
+            Act::Play(ids(&["too_many_attempts", "goodbye"]))
         ]
     );
-    assert_eq!(r.flow.decision(), Some(&Decision::LockedOut));
+    assert_eq!(r.decision(), Some(&Decision::LockedOut));
 }
 
 #[test]
@@ -201,23 +284,23 @@ fn a_store_failure_says_try_later_and_hangs_up() {
     r.keys(500, "1001#1234#");
     r.login_request();
     r.actions();
-    r.flow.handle_verdict(r.at(3000), Verdict::Unavailable);
+    r.verdict(3000, Verdict::Unavailable);
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["service_unavailable", "goodbye"]))
+            Act::StopPrompt,
+            Act::Play(ids(&["service_unavailable", "goodbye"]))
         ]
     );
-    assert_eq!(r.flow.decision(), Some(&Decision::Error));
+    assert_eq!(r.decision(), Some(&Decision::Error));
     let mut release = Run::start(HotdeskKind::Release, true);
-    assert!(release.flow.poll_request().is_some());
-    release.flow.handle_released(Err(()));
+    assert!(release.poll_request().is_some());
+    release.released(1000, Err(Unavailable));
     assert_eq!(
         release.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["service_unavailable", "goodbye"]))
+            Act::StopPrompt,
+            Act::Play(ids(&["service_unavailable", "goodbye"]))
         ]
     );
 }
@@ -228,35 +311,32 @@ fn a_phone_outside_the_range_is_refused_without_asking_anything() {
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["not_hotdesk_phone", "goodbye"]))
+            Act::StopPrompt,
+            Act::Play(ids(&["not_hotdesk_phone", "goodbye"]))
         ]
     );
     r.keys(500, "1001#1234#");
-    assert!(r.flow.poll_request().is_none());
+    assert!(r.poll_request().is_none());
     r.flow.handle_prompt_finished(r.at(4000));
-    assert_eq!(r.actions(), vec![FlowAction::Hangup]);
-    assert_eq!(r.flow.decision(), Some(&Decision::NotADesk));
+    assert_eq!(r.actions(), vec![Act::Hangup]);
+    assert_eq!(r.decision(), Some(&Decision::NotADesk));
 }
 
 #[test]
 fn release_asks_the_directory_then_says_phone_released() {
     let mut r = Run::start(HotdeskKind::Release, true);
-    assert!(matches!(
-        r.flow.poll_request(),
-        Some(DirectoryRequest::Release)
-    ));
+    assert!(matches!(r.poll_request(), Some(Ask::Release)));
     assert!(r.actions().is_empty());
-    r.flow.handle_released(Ok(Some("1001".into())));
+    r.released(1000, Ok(Some("1001".into())));
     assert_eq!(
         r.actions(),
         vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["phone_released", "goodbye"]))
+            Act::StopPrompt,
+            Act::Play(ids(&["phone_released", "goodbye"]))
         ]
     );
     assert_eq!(
-        r.flow.decision(),
+        r.decision(),
         Some(&Decision::Released {
             user: Some("1001".into())
         })
@@ -271,7 +351,7 @@ fn callback_naming_the_user_asks_only_for_the_pin() {
         },
         true,
     );
-    assert_eq!(r.actions(), vec![FlowAction::Play(ids(&["enter_pin"]))]);
+    assert_eq!(r.actions(), vec![Act::Play(ids(&["enter_pin"]))]);
     r.keys(500, "2468#");
     assert_eq!(r.login_request(), ("1001".into(), "2468".into()));
 }
@@ -292,13 +372,13 @@ fn silence_replays_the_prompt_then_says_goodbye() {
     assert_eq!(
         actions,
         vec![
-            FlowAction::Play(ids(&["enter_account"])),
-            FlowAction::Play(ids(&["enter_account"])),
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["goodbye"])),
+            Act::Play(ids(&["enter_account"])),
+            Act::Play(ids(&["enter_account"])),
+            Act::StopPrompt,
+            Act::Play(ids(&["goodbye"])),
         ]
     );
-    assert_eq!(r.flow.decision(), Some(&Decision::NoInput));
+    assert_eq!(r.decision(), Some(&Decision::NoInput));
 }
 
 #[test]
@@ -308,10 +388,7 @@ fn star_clears_the_entry_and_replays_the_prompt() {
     r.keys(500, "10*");
     assert_eq!(
         r.actions(),
-        vec![
-            FlowAction::StopPrompt,
-            FlowAction::Play(ids(&["enter_account"]))
-        ]
+        vec![Act::StopPrompt, Act::Play(ids(&["enter_account"]))]
     );
     r.keys(3000, "1002#5555#");
     assert_eq!(r.login_request(), ("1002".into(), "5555".into()));
@@ -322,11 +399,11 @@ fn a_pin_shorter_than_four_digits_is_asked_again() {
     let mut r = Run::start(HotdeskKind::Login, true);
     r.actions();
     r.keys(500, "1001#12#");
-    assert!(r.flow.poll_request().is_none());
+    assert!(r.poll_request().is_none());
     let actions = r.actions();
     assert_eq!(
         actions.last(),
-        Some(&FlowAction::Play(ids(&["enter_pin"]))),
+        Some(&Act::Play(ids(&["enter_pin"]))),
         "{actions:?}"
     );
 }

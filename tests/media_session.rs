@@ -16,6 +16,7 @@ use hotdesk::prompts::loader::PromptCache;
 use hotdesk::rtp::packet;
 use hotdesk::rtp::source::MediaScope;
 use hotdesk::rtp::telephone_event::TelephoneEvent;
+use hotdesk::sim::{self, Drive, Input};
 use hotdesk::sip::sdp::{self, Codec};
 use rand::SeedableRng;
 
@@ -122,8 +123,8 @@ type Outcome = (
     usize,
 );
 
-/// Runs the session until `end`, delivering `incoming` at their times; returns digits and
-/// what was sent.
+/// Runs the session until `end` on the shared virtual-time harness, delivering `incoming`
+/// (RTP) and `info` (keys by SIP INFO) at their times; returns digits and what was sent.
 fn run(
     m: &mut MediaSession,
     t0: Instant,
@@ -132,45 +133,23 @@ fn run(
     end: Duration,
 ) -> Outcome {
     let from: SocketAddr = "198.51.100.5:41000".parse().unwrap();
+    let mut script = sim::rtp_script(from, incoming.iter().cloned());
+    script.extend(info.iter().map(|(t, k)| (*t, Input::Info(*k))));
+    let mut drive = Drive::new(m, t0, script, end);
     let (mut digits, mut sent, mut finished) = (Vec::new(), Vec::new(), 0);
-    let mut inputs: Vec<(Duration, Option<&Bytes>, Option<char>)> = incoming
-        .iter()
-        .map(|(t, b)| (*t, Some(b), None))
-        .chain(info.iter().map(|(t, c)| (*t, None, Some(*c))))
-        .collect();
-    inputs.sort_by_key(|i| i.0);
-    let mut next = inputs.into_iter().peekable();
-    let mut now = t0;
     loop {
-        let timer = m.poll_timeout().unwrap_or(t0 + end);
-        let input_at = next.peek().map(|i| t0 + i.0);
-        match input_at {
-            Some(at) if at <= timer => {
-                now = at;
-                let (_, bytes, key) = next.next().unwrap();
-                if let Some(b) = bytes {
-                    m.handle_datagram(now, from, b);
-                }
-                if let Some(k) = key {
-                    m.handle_info(now, k, None);
-                }
-            }
-            _ => {
-                if timer > t0 + end {
-                    break;
-                }
-                now = now.max(timer);
-                m.handle_timeout(now);
-            }
-        }
-        while let Some((to, bytes, _)) = m.poll_transmit() {
+        let now = drive.now();
+        while let Some((to, bytes, _)) = drive.machine.poll_transmit() {
             sent.push((now, to, bytes));
         }
-        while let Some(e) = m.poll_event() {
+        while let Some(e) = drive.machine.poll_event() {
             match e {
                 MediaEvent::Digit(d) => digits.push((d.digit, d.source)),
                 MediaEvent::PromptFinished => finished += 1,
             }
+        }
+        if !drive.step() {
+            break;
         }
     }
     (digits, sent, finished)

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::peers::{Ports, Sipp, SippRun};
-use hotdesk::call::{EndReason, FlowKind};
+use hotdesk::call::{EndReason, FlowStart};
 use hotdesk::config::Config;
 use hotdesk::dsp::g711::Law;
+use hotdesk::ivr::{FlowContext, FlowSettings, dtmf_test};
 use hotdesk::media::DigitSource;
 use hotdesk::rtp::dtmf_stream::{DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
 use hotdesk::server::{CallControl, CallUpdate, Originate, ServerHandle};
@@ -136,7 +137,7 @@ async fn answered_callback_runs_the_flow_hears_the_keys_and_hangs_up() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: FlowKind::DtmfTest,
+            flow: dtmf_test_flow(),
             ring_timeout: Duration::from_secs(10),
         })
         .await
@@ -181,7 +182,7 @@ async fn busy_phone_gives_busy() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: FlowKind::DtmfTest,
+            flow: dtmf_test_flow(),
             ring_timeout: Duration::from_secs(10),
         })
         .await
@@ -211,7 +212,7 @@ async fn unanswered_phone_is_cancelled_after_the_ring_timeout() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: FlowKind::DtmfTest,
+            flow: dtmf_test_flow(),
             ring_timeout: Duration::from_secs(2),
         })
         .await
@@ -236,4 +237,18 @@ async fn unanswered_phone_is_cancelled_after_the_ring_timeout() {
         "{}",
         result.describe()
     );
+}
+
+/// The `*97` flow on desk 5401, as a callback would run it.
+fn dtmf_test_flow() -> FlowStart {
+    FlowStart {
+        spec: &dtmf_test::FLOW,
+        ctx: FlowContext {
+            device: "5401".into(),
+            is_desk: true,
+            user: None,
+            settings: FlowSettings::default(),
+        },
+        source: None,
+    }
 }

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotdesk::dsp::g711::{Law, ulaw_to_linear};
-use hotdesk::ivr::hotdesk::{FlowSettings, HotdeskKind, Verdict};
+use hotdesk::ivr::executor::{BoxFuture, FlowServices};
+use hotdesk::ivr::{FlowContext, FlowSettings, FlowSpec, hotdesk as flows};
+use hotdesk::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
 use hotdesk::prompts::loader::PromptCache;
 use hotdesk::replay::{self, CallerMedia, Entry, ReplaySpec};
 use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec};
 use hotdesk::rtp::pcap::CapturedRtp;
-use hotdesk::server::{DirectoryFuture, HotdeskDirectory, LoginAttempt, Via};
 use secrecy::ExposeSecret;
 
 /// User 1001 with PIN 4321; remembers what it was asked (never the PIN itself).
@@ -20,34 +21,31 @@ struct OneUser {
     asked: Mutex<Vec<String>>,
 }
 
-impl HotdeskDirectory for OneUser {
-    fn login(&self, a: LoginAttempt) -> DirectoryFuture<'_, Verdict> {
+impl FlowServices for OneUser {
+    fn login(&self, a: LoginAttempt) -> BoxFuture<'_, Result<LoginOutcome, Unavailable>> {
         let ok = a.account == "1001" && a.pin.expose_secret() == "4321";
         self.asked.lock().unwrap().push(format!(
             "login {} at {} via {:?}",
             a.account, a.device, a.via
         ));
         Box::pin(async move {
-            if ok {
-                Verdict::Accepted {
+            Ok(if ok {
+                LoginOutcome::Accepted {
                     user: "1001".into(),
+                    previous_user: None,
+                    released_from: None,
                 }
             } else {
-                Verdict::Incorrect
-            }
+                LoginOutcome::Incorrect
+            })
         })
     }
 
-    fn release(
-        &self,
-        device: String,
-        via: Via,
-        _call_id: String,
-    ) -> DirectoryFuture<'_, Result<Option<String>, ()>> {
+    fn release(&self, r: Release) -> BoxFuture<'_, Result<Option<String>, Unavailable>> {
         self.asked
             .lock()
             .unwrap()
-            .push(format!("release {device} via {via:?}"));
+            .push(format!("release {} via {:?}", r.device, r.via));
         Box::pin(async { Ok(Some("1001".to_string())) })
     }
 }
@@ -59,16 +57,19 @@ fn prompts() -> Arc<PromptCache> {
     )
 }
 
-fn spec(kind: HotdeskKind) -> ReplaySpec {
+fn spec(flow: &'static FlowSpec, user: Option<&str>) -> ReplaySpec {
     ReplaySpec {
-        kind,
-        device: "5401".into(),
-        is_desk: true,
-        settings: FlowSettings {
-            first_digit_timeout: Duration::from_secs(5),
-            inter_digit_timeout: Duration::from_secs(3),
-            terminator: '#',
-            max_attempts: 3,
+        flow,
+        ctx: FlowContext {
+            device: "5401".into(),
+            is_desk: true,
+            user: user.map(Into::into),
+            settings: FlowSettings {
+                first_digit_timeout: Duration::from_secs(5),
+                inter_digit_timeout: Duration::from_secs(3),
+                terminator: '#',
+                max_attempts: 3,
+            },
         },
         language: "en".into(),
     }
@@ -116,11 +117,20 @@ fn as_audio(s: &dtmf_stream::DtmfStream) -> Vec<i16> {
         .collect()
 }
 
-fn run(kind: HotdeskKind, media: &CallerMedia, dir: &OneUser) -> replay::Transcript {
+fn run(flow: &'static FlowSpec, media: &CallerMedia, dir: &OneUser) -> replay::Transcript {
+    run_for(flow, None, media, dir)
+}
+
+fn run_for(
+    flow: &'static FlowSpec,
+    user: Option<&str>,
+    media: &CallerMedia,
+    dir: &OneUser,
+) -> replay::Transcript {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    rt.block_on(replay::run(&spec(kind), media, prompts(), dir))
+    rt.block_on(replay::run(&spec(flow, user), media, prompts(), dir))
         .unwrap()
 }
 
@@ -129,7 +139,7 @@ fn login_from_rfc4733_capture_is_verified_with_the_pin_masked() {
     let dir = OneUser::default();
     let media = CallerMedia::Rtp(as_capture(&stream("1001#4321#", DtmfMode::Rfc4733)));
     let started = Instant::now();
-    let t = run(HotdeskKind::Login, &media, &dir);
+    let t = run(&flows::LOGIN, &media, &dir);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "replay is not virtual-time"
@@ -162,7 +172,7 @@ fn login_from_rfc4733_capture_is_verified_with_the_pin_masked() {
 fn login_from_inband_audio_is_verified() {
     let dir = OneUser::default();
     let media = CallerMedia::Audio(as_audio(&stream("1001#4321#", DtmfMode::Inband)));
-    let t = run(HotdeskKind::Login, &media, &dir);
+    let t = run(&flows::LOGIN, &media, &dir);
     assert_eq!(t.outcome, "verified", "{t:#?}");
     assert_eq!(t.digits(), "••••••••••");
 }
@@ -172,7 +182,7 @@ fn three_wrong_pins_fail_the_call() {
     let dir = OneUser::default();
     let keys = "1001#1111#1001#2222#1001#3333#";
     let media = CallerMedia::Rtp(as_capture(&stream(keys, DtmfMode::Rfc4733)));
-    let t = run(HotdeskKind::Login, &media, &dir);
+    let t = run(&flows::LOGIN, &media, &dir);
     assert_eq!(t.outcome, "failed", "{t:#?}");
     assert_eq!(dir.asked.lock().unwrap().len(), 3);
 }
@@ -181,7 +191,7 @@ fn three_wrong_pins_fail_the_call() {
 fn release_needs_no_keys() {
     let dir = OneUser::default();
     let media = CallerMedia::Audio(vec![0; 8000]);
-    let t = run(HotdeskKind::Release, &media, &dir);
+    let t = run(&flows::RELEASE, &media, &dir);
     assert_eq!(t.outcome, "released", "{t:#?}");
     assert_eq!(
         *dir.asked.lock().unwrap(),
@@ -193,13 +203,7 @@ fn release_needs_no_keys() {
 fn callback_for_a_named_user_takes_only_the_pin() {
     let dir = OneUser::default();
     let media = CallerMedia::Rtp(as_capture(&stream("4321#", DtmfMode::Rfc4733)));
-    let t = run(
-        HotdeskKind::Callback {
-            user: Some("1001".into()),
-        },
-        &media,
-        &dir,
-    );
+    let t = run_for(&flows::CALLBACK, Some("1001"), &media, &dir);
     assert_eq!(t.outcome, "verified", "{t:#?}");
     assert_eq!(
         *dir.asked.lock().unwrap(),
@@ -211,7 +215,7 @@ fn callback_for_a_named_user_takes_only_the_pin() {
 fn silence_ends_with_no_input_after_the_retries() {
     let dir = OneUser::default();
     let media = CallerMedia::Audio(vec![0; 8000]);
-    let t = run(HotdeskKind::Login, &media, &dir);
+    let t = run(&flows::LOGIN, &media, &dir);
     assert_eq!(t.outcome, "no_input", "{t:#?}");
     assert!(dir.asked.lock().unwrap().is_empty());
     let prompts = t

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hotdesk::directory::{Attempt, Directory, LockoutPolicy, Pepper, Via};
+use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use hotdesk::report::{Delivery, Report, SignatureScheme, sign, sign_v1};
 
 mod common;
@@ -190,12 +190,12 @@ async fn populated(dir: &tempfile::TempDir) -> Directory {
 
 async fn login(d: &Directory, device: &str, account: &str, pin: &str) {
     let pin = SecretString::from(pin);
-    d.login(Attempt {
-        device,
-        account,
-        pin: &pin,
+    d.login(&LoginAttempt {
+        device: device.into(),
+        account: account.into(),
+        pin,
         via: Via::FeatureCode,
-        call_id: "c1",
+        call_id: Some("c1".into()),
         source: None,
     })
     .await

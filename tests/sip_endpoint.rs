@@ -20,6 +20,7 @@ fn settings(max_calls: usize) -> EndpointSettings {
         timers: Timers::default(),
         max_requests_per_source_s: 10_000,
         max_invites_per_source_s: 10_000,
+        rate_exempt: Vec::new(),
     }
 }
 

@@ -87,6 +87,7 @@ fn endpoint() -> Endpoint {
         timers: Timers::default(),
         max_requests_per_source_s: 10_000,
         max_invites_per_source_s: 10_000,
+        rate_exempt: Vec::new(),
     })
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::directory::{
-    Attempt, Directory, LockoutPolicy, LoginOutcome, Pepper, Via, hash_pin, verify_pin,
+    Directory, LockoutPolicy, LoginAttempt, LoginOutcome, Pepper, Via, hash_pin, verify_pin,
 };
 use hotdesk::dsp::g711::Law;
 use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec, SAMPLES_PER_FRAME};
@@ -252,12 +252,12 @@ async fn store(
             let call_id = format!("store-bench-{i}");
             let started = Instant::now();
             let outcome = directory
-                .login(Attempt {
-                    device: &device,
-                    account: &account,
-                    pin: &pin,
+                .login(&LoginAttempt {
+                    device,
+                    account,
+                    pin,
                     via: Via::FeatureCode,
-                    call_id: &call_id,
+                    call_id: Some(call_id),
                     source: None,
                 })
                 .await;

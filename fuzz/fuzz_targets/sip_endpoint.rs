@@ -28,6 +28,7 @@ fn settings() -> EndpointSettings {
         timers: Timers::default(),
         max_requests_per_source_s: 1_000_000,
         max_invites_per_source_s: 1_000_000,
+        rate_exempt: Vec::new(),
     }
 }
 

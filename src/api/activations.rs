@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, Segment, extension, json_rejection};
-use crate::call::FlowKind;
-use crate::ivr::hotdesk::{Decision, HotdeskKind};
+use crate::call::FlowStart;
+use crate::ivr::{Decision, FlowContext, hotdesk};
 use crate::server::{CallControl, CallUpdate, Originate, OriginateError};
 
 /// Activations kept for `GET` (the oldest are forgotten past this).
@@ -154,13 +154,16 @@ pub(super) async fn create(
             ),
         ));
     }
-    let flow = FlowKind::Hotdesk {
-        kind: HotdeskKind::Callback {
+    let flow = FlowStart {
+        spec: &hotdesk::CALLBACK,
+        ctx: FlowContext {
+            device: body.device.clone(),
+            is_desk: true,
             user: body.user.clone(),
+            settings: state.config.flow_settings(),
         },
-        device: body.device.clone(),
-        is_desk: true,
-        settings: state.config.flow_settings(),
+        // We place the call: no outside address asks for this login.
+        source: None,
     };
     let control = state
         .server

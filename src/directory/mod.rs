@@ -46,14 +46,13 @@
 mod pin;
 mod users;
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Connection as _;
 use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
@@ -66,7 +65,8 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::config::{Config, SecurityConfig};
 use crate::identity::{Extension, SourceKey};
-use crate::report::{Event, Report};
+use crate::model::{Event, Report};
+pub use crate::model::{LoginAttempt, LoginOutcome, Via};
 
 pub use pin::{
     MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, PinPolicy, dummy_hash, hash_pin, pepper_path,
@@ -141,77 +141,6 @@ impl Default for LockoutPolicy {
     }
 }
 
-/// What triggered a login or release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    /// `*88` / `*89` dialled on the desk phone.
-    FeatureCode,
-    /// The portal's *Activate Phone*: we called the desk.
-    Callback,
-    /// The HTTP API or the command line, without a call.
-    Api,
-}
-
-impl Via {
-    /// The wire name (`feature_code`, `callback`, `api`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::FeatureCode => "feature_code",
-            Via::Callback => "callback",
-            Via::Api => "api",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Via, DirectoryError> {
-        [Via::FeatureCode, Via::Callback, Via::Api]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| DirectoryError::Corrupt(format!("unknown via {s:?}")))
-    }
-}
-
-/// One login attempt: a desk, the account and PIN keyed, and where it came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Attempt<'a> {
-    /// The desk phone's extension.
-    pub device: &'a str,
-    /// The account (extension) keyed.
-    pub account: &'a str,
-    /// The PIN keyed.
-    pub pin: &'a SecretString,
-    /// How the attempt was made.
-    pub via: Via,
-    /// The SIP Call-ID it was made in.
-    pub call_id: &'a str,
-    /// Where it came from, when per-source limits apply to it (see [`SourceKey`]); `None`
-    /// for attempts that no outside address made (a callback we placed) or whose address is
-    /// exempt (`security.source_exempt`, e.g. the proxy every call comes through).
-    pub source: Option<IpAddr>,
-}
-
-/// The result of [`Directory::login`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LoginOutcome {
-    /// Logged in.
-    Accepted {
-        /// The account now logged in.
-        user: String,
-        /// Who held this desk before and was replaced.
-        previous_user: Option<String>,
-        /// The other desk the user was logged in at, released by this login.
-        released_from: Option<String>,
-    },
-    /// Wrong account or wrong PIN (deliberately not told apart).
-    Incorrect,
-    /// The account or the desk is locked (perhaps by this very attempt) until then.
-    LockedOut {
-        /// When the lock ends.
-        until: OffsetDateTime,
-    },
-}
-
 /// Who is logged in at a desk (`GET /v1/devices` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Login {
@@ -220,7 +149,7 @@ pub struct Login {
     /// The user logged in there.
     pub user: String,
     /// Since when (RFC 3339 UTC millis).
-    #[serde(with = "crate::report::rfc3339_millis")]
+    #[serde(with = "crate::model::rfc3339_millis")]
     pub since: OffsetDateTime,
     /// How they logged in.
     pub via: Via,
@@ -425,7 +354,7 @@ pub struct Lock {
     /// The extension, or the source key.
     pub subject: String,
     /// When it ends.
-    #[serde(with = "crate::report::rfc3339_millis")]
+    #[serde(with = "crate::model::rfc3339_millis")]
     pub until: OffsetDateTime,
 }
 
@@ -591,12 +520,12 @@ impl Directory {
     /// hash, so that both take the same time.
     async fn check_pin(
         &self,
-        a: &Attempt<'_>,
+        a: &LoginAttempt,
         hash: Option<String>,
     ) -> Result<bool, DirectoryError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.inner.dummy_hash.clone());
-        let matches = self.verify(a.pin, hash).await.map_err(|e| match e {
+        let matches = self.verify(&a.pin, hash).await.map_err(|e| match e {
             DirectoryError::Hash(reason) => {
                 DirectoryError::Hash(format!("stored hash of extension {}: {reason}", a.account))
             }
@@ -606,7 +535,7 @@ impl Directory {
     }
 
     /// [`Directory::login_at`] now.
-    pub async fn login(&self, attempt: Attempt<'_>) -> Result<LoginOutcome, DirectoryError> {
+    pub async fn login(&self, attempt: &LoginAttempt) -> Result<LoginOutcome, DirectoryError> {
         self.login_at(attempt, now()).await
     }
 
@@ -614,22 +543,24 @@ impl Directory {
     /// sleeping). See the module documentation for the semantics.
     pub async fn login_at(
         &self,
-        a: Attempt<'_>,
+        a: &LoginAttempt,
         now: OffsetDateTime,
     ) -> Result<LoginOutcome, DirectoryError> {
-        let device = canonical("device", a.device)?;
-        check_call_id(a.call_id)?;
+        let device = canonical("device", &a.device)?;
+        let call_id = a.call_id.as_deref().filter(|c| !c.is_empty());
+        if let Some(c) = call_id {
+            check_call_id(c)?;
+        }
         // What the caller keyed is an account only if it is a user's exact extension; anything
         // else (a PIN typed without the first `#`, a number spelt with a leading zero) is not
         // kept, logged or reported anywhere.
-        let keyed = Extension::parse(a.account).ok();
+        let keyed = Extension::parse(&a.account).ok();
         let subjects = Subjects {
             account: keyed.as_ref().map(Extension::as_str),
             device: device.as_str(),
             source: a.source.map(|ip| SourceKey::of(ip).as_str().to_owned()),
         };
         let now_ms = to_ms(now);
-        let call_id = Some(a.call_id).filter(|c| !c.is_empty());
         // The PIN is checked before the write lock is taken: Argon2id takes tens of
         // milliseconds of CPU, and under the lock every login in the store waited for every
         // other one's hash (the load bench saw logins time out at 12/s). The lock is then
@@ -644,7 +575,7 @@ impl Directory {
                 until: from_ms(until),
             });
         }
-        let mut matches = self.check_pin(&a, stored.clone().flatten()).await?;
+        let mut matches = self.check_pin(a, stored.clone().flatten()).await?;
 
         let mut tx = WriteTx::begin(&self.inner.pool).await?;
         // A lock that engaged while we hashed (parallel guesses) wins: no more failures are
@@ -658,7 +589,7 @@ impl Directory {
         let now_stored = account_hash(&mut tx, subjects.account).await?;
         if now_stored != stored {
             // The PIN changed while we hashed (rare): check the new one, under the lock.
-            matches = self.check_pin(&a, now_stored.clone().flatten()).await?;
+            matches = self.check_pin(a, now_stored.clone().flatten()).await?;
         }
         let account = match (&now_stored, &keyed) {
             (Some(hash), Some(account)) if hash.is_some() && matches => account.as_str(),
@@ -924,7 +855,7 @@ impl Directory {
                     device,
                     user,
                     since: from_ms(since),
-                    via: Via::parse(&via)?,
+                    via: parse_via(&via)?,
                     call_id,
                 })
             })
@@ -1393,7 +1324,7 @@ fn report_from_row(row: ReportRow) -> Result<Pending, DirectoryError> {
             device,
             user,
             previous_user,
-            via: Via::parse(&via)?,
+            via: parse_via(&via)?,
             call_id,
             at: from_ms(at_ms),
             source,
@@ -1401,6 +1332,11 @@ fn report_from_row(row: ReportRow) -> Result<Pending, DirectoryError> {
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         next_attempt_ms: next,
     })
+}
+
+/// A stored `via`.
+fn parse_via(s: &str) -> Result<Via, DirectoryError> {
+    Via::parse(s).ok_or_else(|| DirectoryError::Corrupt(format!("unknown via {s:?}")))
 }
 
 /// An extension from outside (device, account), which must be canonical ([`Extension`]).
@@ -1522,16 +1458,15 @@ mod tests {
         let t0 = from_ms(1_800_000_000_000);
         let day = time::Duration::days(1);
         for (i, device) in ["5401", "5402", "5403"].into_iter().enumerate() {
-            let pin = SecretString::from("2580");
-            let attempt = Attempt {
-                device,
-                account: "1001",
-                pin: &pin,
+            let attempt = LoginAttempt {
+                device: device.into(),
+                account: "1001".into(),
+                pin: SecretString::from("2580"),
                 via: Via::FeatureCode,
-                call_id: "c",
+                call_id: Some("c".into()),
                 source: None,
             };
-            d.login_at(attempt, t0 + day * (i as i32)).await.unwrap();
+            d.login_at(&attempt, t0 + day * (i as i32)).await.unwrap();
         }
         // Logins at days 0, 1 and 2, each releasing the one before: five reports.
         let all = d.events_after(None, 100).await.unwrap();

@@ -4,7 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::FlowAction;
+use super::flow::{Flow, FlowAction, FlowSpec};
+use crate::model::{Answer, Via};
+
+/// `*97`: speaks back every key, which is the point, so its keys are not secret.
+pub const FLOW: FlowSpec = FlowSpec {
+    name: "dtmf_test",
+    via: Via::FeatureCode,
+    secret_keys: false,
+    start: |now, _| Box::new(DtmfTest::start(now)),
+};
 
 /// Silence after which the test says goodbye and hangs up.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,7 +36,7 @@ enum State {
 }
 
 /// The `*97` flow.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DtmfTest {
     state: State,
     actions: std::collections::VecDeque<FlowAction>,
@@ -103,41 +112,64 @@ impl DtmfTest {
     }
 }
 
+impl Flow for DtmfTest {
+    fn handle_digit(&mut self, now: Instant, key: char) {
+        DtmfTest::handle_digit(self, now, key);
+    }
+
+    fn handle_prompt_finished(&mut self, now: Instant) {
+        DtmfTest::handle_prompt_finished(self, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        DtmfTest::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        DtmfTest::handle_timeout(self, now);
+    }
+
+    /// The test asks the directory nothing.
+    fn handle_answer(&mut self, _: Instant, _: Answer) {}
+
+    fn poll_action(&mut self) -> Option<FlowAction> {
+        DtmfTest::poll_action(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What an action says, comparable (a flow's [`Ask`](super::super::flow::Ask) holds a PIN
+    /// and has no equality; this flow never asks).
+    fn said(action: Option<FlowAction>) -> Option<String> {
+        action.map(|a| match a {
+            FlowAction::Play(ids) => format!("play {}", ids.join(" ")),
+            other => format!("{other:?}"),
+        })
+    }
 
     #[test]
     fn says_each_key_then_goodbye_after_silence() {
         let t0 = Instant::now();
         let mut t = DtmfTest::start(t0);
-        assert_eq!(
-            t.poll_action(),
-            Some(FlowAction::Play(vec!["dtmf_test".into()]))
-        );
+        assert_eq!(said(t.poll_action()).as_deref(), Some("play dtmf_test"));
         t.handle_digit(t0 + Duration::from_secs(2), '5');
         t.handle_digit(t0 + Duration::from_secs(3), '#');
-        let actions: Vec<_> = std::iter::from_fn(|| t.poll_action()).collect();
+        let actions: Vec<_> = std::iter::from_fn(|| said(t.poll_action())).collect();
         assert_eq!(
             actions,
-            vec![
-                FlowAction::StopPrompt,
-                FlowAction::Play(vec!["digit_5".into()]),
-                FlowAction::StopPrompt,
-                FlowAction::Play(vec!["pound".into()]),
-            ]
+            ["StopPrompt", "play digit_5", "StopPrompt", "play pound"]
         );
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(33)));
         t.handle_timeout(t0 + Duration::from_secs(33));
-        assert_eq!(t.poll_action(), Some(FlowAction::StopPrompt));
-        assert_eq!(
-            t.poll_action(),
-            Some(FlowAction::Play(vec!["goodbye".into()]))
-        );
+        assert_eq!(said(t.poll_action()).as_deref(), Some("StopPrompt"));
+        assert_eq!(said(t.poll_action()).as_deref(), Some("play goodbye"));
         t.handle_digit(t0 + Duration::from_secs(34), '1');
-        assert_eq!(t.poll_action(), None, "keys during goodbye are ignored");
+        assert!(t.poll_action().is_none(), "keys during goodbye are ignored");
         t.handle_prompt_finished(t0 + Duration::from_secs(35));
-        assert_eq!(t.poll_action(), Some(FlowAction::Hangup));
+        assert_eq!(said(t.poll_action()).as_deref(), Some("Hangup"));
         assert_eq!(t.heard(), 2);
     }
 

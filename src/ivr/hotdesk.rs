@@ -10,21 +10,51 @@
 //! release:  Release ─► "phone released", goodbye
 //! ```
 //!
-//! The flow never touches the directory: it asks for a verification or a release through
-//! [`HotdeskFlow::poll_request`] and is told the verdict with [`HotdeskFlow::handle_verdict`]
-//! or [`HotdeskFlow::handle_released`]. A wrong account and a wrong PIN get the same answer
+//! The flow never touches the directory: it asks for a verification or a release with a
+//! [`FlowAction::Ask`] and is told the answer through [`Flow::handle_answer`]. A wrong
+//! account and a wrong PIN get the same answer
 //! (no oracle). The PIN lives in a [`SecretString`] from the moment its entry ends; the call
 //! keeps every key of these flows out of its logs (`call::FlowKind`), since callers type the
 //! PIN where the account is asked for too.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use secrecy::SecretString;
 
-use super::FlowAction;
 use super::collect::{Action, Collector, Outcome, Spec};
+use super::flow::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings, FlowSpec};
+use crate::model::{Answer, LoginOutcome, Via};
 use crate::prompts::{digit_id, ids};
+
+/// `*88`: the desk calls, the user keys account and PIN.
+pub const LOGIN: FlowSpec = FlowSpec {
+    name: "login",
+    via: Via::FeatureCode,
+    secret_keys: true,
+    start: |now, ctx| Box::new(HotdeskFlow::start(now, HotdeskKind::Login, ctx)),
+};
+
+/// `*89`: the desk calls to be released.
+pub const RELEASE: FlowSpec = FlowSpec {
+    name: "release",
+    via: Via::FeatureCode,
+    secret_keys: true,
+    start: |now, ctx| Box::new(HotdeskFlow::start(now, HotdeskKind::Release, ctx)),
+};
+
+/// The portal's *Activate Phone*: we called the desk; with a named user only the PIN is asked.
+pub const CALLBACK: FlowSpec = FlowSpec {
+    name: "callback",
+    via: Via::Callback,
+    secret_keys: true,
+    start: |now, ctx| {
+        let kind = HotdeskKind::Callback {
+            user: ctx.user.clone(),
+        };
+        Box::new(HotdeskFlow::start(now, kind, ctx))
+    },
+};
 
 /// Which hot-desk flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,74 +68,6 @@ pub enum HotdeskKind {
         /// The user the activation is for (then only the PIN is asked).
         user: Option<String>,
     },
-}
-
-/// The `[ivr]` settings the flows use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowSettings {
-    /// Wait for the first key after a prompt.
-    pub first_digit_timeout: Duration,
-    /// Wait between keys.
-    pub inter_digit_timeout: Duration,
-    /// Ends an entry (`#`).
-    pub terminator: char,
-    /// Wrong logins per call before goodbye.
-    pub max_attempts: u32,
-}
-
-/// What the flow needs from the directory.
-#[derive(Debug)]
-pub enum DirectoryRequest {
-    /// Verify `pin` for `account` and log the desk in if it matches.
-    Login {
-        /// The extension entered (or named by the activation).
-        account: String,
-        /// The PIN entered.
-        pin: SecretString,
-    },
-    /// Give the desk back to its owner.
-    Release,
-}
-
-/// The directory's answer to [`DirectoryRequest::Login`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The desk is now `user`'s.
-    Accepted {
-        /// The extension now logged in at the desk.
-        user: String,
-    },
-    /// Wrong account or wrong PIN (indistinguishable by design).
-    Incorrect,
-    /// The account or the desk is locked out.
-    LockedOut,
-    /// The directory failed: the caller hears goodbye, nothing changed.
-    Unavailable,
-}
-
-/// How a flow ended, for the call's report and the QA transcript.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Logged in.
-    Verified {
-        /// Who.
-        user: String,
-    },
-    /// Every attempt was wrong.
-    Failed,
-    /// Locked out.
-    LockedOut,
-    /// The desk was released (`user`: who was logged in, if anyone).
-    Released {
-        /// The user released.
-        user: Option<String>,
-    },
-    /// The caller keyed nothing usable.
-    NoInput,
-    /// The calling phone is not a hot-desk phone.
-    NotADesk,
-    /// The directory failed.
-    Error,
 }
 
 #[derive(Debug)]
@@ -132,35 +94,26 @@ pub struct HotdeskFlow {
     /// Keys that arrived while no collector was listening (during verification).
     type_ahead: VecDeque<char>,
     actions: VecDeque<FlowAction>,
-    request: Option<DirectoryRequest>,
     decision: Option<Decision>,
 }
 
 impl HotdeskFlow {
-    /// Starts the flow on an answered call from (or to) `device`; `is_desk` says whether the
-    /// device is in the hot-desk range.
-    pub fn start(
-        now: Instant,
-        kind: HotdeskKind,
-        device: &str,
-        is_desk: bool,
-        settings: FlowSettings,
-    ) -> HotdeskFlow {
+    /// Starts the flow on an answered call from (or to) the context's desk.
+    pub fn start(now: Instant, kind: HotdeskKind, ctx: &FlowContext) -> HotdeskFlow {
         let mut flow = HotdeskFlow {
             kind,
-            device: device.to_owned(),
-            settings,
+            device: ctx.device.clone(),
+            settings: ctx.settings.clone(),
             state: State::Waiting,
             attempts: 0,
             type_ahead: VecDeque::new(),
             actions: VecDeque::new(),
-            request: None,
             decision: None,
         };
-        if !is_desk {
+        if !ctx.is_desk {
             flow.close(Decision::NotADesk, vec![ids::NOT_HOTDESK_PHONE.into()]);
         } else if flow.kind == HotdeskKind::Release {
-            flow.request = Some(DirectoryRequest::Release);
+            flow.actions.push_back(FlowAction::Ask(Ask::Release));
         } else {
             flow.ask_identity(now, Vec::new());
         }
@@ -171,9 +124,10 @@ impl HotdeskFlow {
     pub fn device(&self) -> &str {
         &self.device
     }
+}
 
-    /// A key from any DTMF path.
-    pub fn handle_digit(&mut self, now: Instant, key: char) {
+impl Flow for HotdeskFlow {
+    fn handle_digit(&mut self, now: Instant, key: char) {
         match &mut self.state {
             State::Account(c) | State::Pin { collector: c, .. } => c.handle_digit(now, key),
             State::Waiting => self.type_ahead.push_back(key),
@@ -182,8 +136,7 @@ impl HotdeskFlow {
         self.advance(now);
     }
 
-    /// The prompt that was playing ended.
-    pub fn handle_prompt_finished(&mut self, now: Instant) {
+    fn handle_prompt_finished(&mut self, now: Instant) {
         match &mut self.state {
             State::Account(c) | State::Pin { collector: c, .. } => c.handle_prompt_finished(now),
             State::Closing => {
@@ -195,36 +148,51 @@ impl HotdeskFlow {
         self.advance(now);
     }
 
-    /// When [`HotdeskFlow::handle_timeout`] is next due.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Account(c) | State::Pin { collector: c, .. } => c.poll_timeout(),
             _ => None,
         }
     }
 
-    /// Time passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if let State::Account(c) | State::Pin { collector: c, .. } = &mut self.state {
             c.handle_timeout(now);
         }
         self.advance(now);
     }
 
-    /// The directory's verdict on the last [`DirectoryRequest::Login`].
-    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
+    fn handle_answer(&mut self, now: Instant, answer: Answer) {
+        match answer {
+            Answer::Login(result) => self.handle_login(now, result),
+            Answer::Released(result) => self.handle_released(result),
+        }
+    }
+
+    fn poll_action(&mut self) -> Option<FlowAction> {
+        self.actions.pop_front()
+    }
+}
+
+impl HotdeskFlow {
+    /// The directory's answer to the last [`Ask::Login`].
+    fn handle_login(
+        &mut self,
+        now: Instant,
+        answer: Result<LoginOutcome, crate::model::Unavailable>,
+    ) {
         if !matches!(self.state, State::Waiting) {
             return;
         }
-        match verdict {
-            Verdict::Accepted { user } => {
+        match answer {
+            Ok(LoginOutcome::Accepted { user, .. }) => {
                 let mut prompts = vec![ids::LOGIN_ACCEPTED_PREFIX.to_owned()];
                 prompts.extend(spoken(&self.device));
                 prompts.push(ids::LOGIN_ACCEPTED_MIDDLE.into());
                 prompts.extend(spoken(&user));
                 self.close(Decision::Verified { user }, prompts);
             }
-            Verdict::Incorrect => {
+            Ok(LoginOutcome::Incorrect) => {
                 self.attempts += 1;
                 if self.attempts >= self.settings.max_attempts {
                     self.close(Decision::Failed, vec![ids::LOGIN_INCORRECT.into()]);
@@ -233,34 +201,27 @@ impl HotdeskFlow {
                     self.ask_identity(now, vec![ids::LOGIN_INCORRECT.into()]);
                 }
             }
-            Verdict::LockedOut => {
+            Ok(LoginOutcome::LockedOut { .. }) => {
                 self.close(Decision::LockedOut, vec![ids::TOO_MANY_ATTEMPTS.into()])
             }
-            Verdict::Unavailable => {
+            Err(crate::model::Unavailable) => {
                 self.close(Decision::Error, vec![ids::SERVICE_UNAVAILABLE.into()])
             }
         }
     }
 
-    /// The directory released the desk (`user`: who was logged in), or failed (`Err`).
-    pub fn handle_released(&mut self, result: Result<Option<String>, ()>) {
+    /// The directory released the desk (`user`: who was logged in), or failed.
+    fn handle_released(&mut self, result: Result<Option<String>, crate::model::Unavailable>) {
+        if self.decision.is_some() {
+            return;
+        }
         match result {
             Ok(user) => self.close(
                 Decision::Released { user },
                 vec![ids::PHONE_RELEASED.into()],
             ),
-            Err(()) => self.close(Decision::Error, vec![ids::SERVICE_UNAVAILABLE.into()]),
+            Err(_) => self.close(Decision::Error, vec![ids::SERVICE_UNAVAILABLE.into()]),
         }
-    }
-
-    /// What the directory must do next.
-    pub fn poll_request(&mut self) -> Option<DirectoryRequest> {
-        self.request.take()
-    }
-
-    /// Next action for the call.
-    pub fn poll_action(&mut self) -> Option<FlowAction> {
-        self.actions.pop_front()
     }
 
     /// How the flow ended, once it has.
@@ -332,10 +293,10 @@ impl HotdeskFlow {
                         return;
                     };
                     self.type_ahead.extend(leftover);
-                    self.request = Some(DirectoryRequest::Login {
+                    self.actions.push_back(FlowAction::Ask(Ask::Login {
                         account,
                         pin: SecretString::from(pin),
-                    });
+                    }));
                     return;
                 }
             }
@@ -344,7 +305,8 @@ impl HotdeskFlow {
 
     /// Says `prompts` then goodbye, and hangs up when they end.
     fn close(&mut self, decision: Decision, mut prompts: Vec<String>) {
-        self.decision = Some(decision);
+        self.decision = Some(decision.clone());
+        self.actions.push_back(FlowAction::Decided(decision));
         prompts.push(ids::GOODBYE.into());
         self.actions.push_back(FlowAction::StopPrompt);
         self.actions.push_back(FlowAction::Play(prompts));

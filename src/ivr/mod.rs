@@ -1,17 +1,15 @@
 //! The IVR: digit collection (play-and-get-digits) and the call flows built on it. Sans-IO:
 //! keys and prompt events in, with the time they happened; actions out.
+//!
+//! - [`flow`]: the [`flow::Flow`] trait every flow implements and the table of flows;
+//! - [`executor`]: carries out a flow's questions for the directory, for every driver alike;
+//! - [`collect`], play-and-get-digits;
+//! - [`hotdesk`]: `*88`, `*89` and the callback login; [`dtmf_test`]: `*97`.
 
 pub mod collect;
 pub mod dtmf_test;
+pub mod executor;
+pub mod flow;
 pub mod hotdesk;
 
-/// What a flow asks the call to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowAction {
-    /// Play these prompts, in order, from the start.
-    Play(Vec<String>),
-    /// Stop the prompt now.
-    StopPrompt,
-    /// End the call (BYE).
-    Hangup,
-}
+pub use flow::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings, FlowSpec};

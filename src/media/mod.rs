@@ -6,3 +6,17 @@ pub mod dtmf;
 pub mod session;
 
 pub use dtmf::{DigitSource, DtmfMerger, MergeConfig, MergedDigit};
+
+/// Which DTMF paths a call listens to (`rtp.dtmf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// Every path at once, de-duplicated.
+    Auto,
+    /// RFC 4733 telephone-events only.
+    Rfc4733,
+    /// In-band tones only.
+    Inband,
+    /// SIP INFO only.
+    Info,
+}

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::config::DtmfMode;
 use crate::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams, SAMPLE_RATE};
 use crate::dsp::g711::Law;
+use crate::media::DtmfMode;
 use crate::media::dtmf::{DtmfMerger, MergeConfig, MergedDigit};
 use crate::prompts::loader::{Player, PromptCache};
 use crate::prompts::{PromptError, Sequence};

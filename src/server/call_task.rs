@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{HotdeskDirectory, LoginAttempt, ToCall, ToEndpoint, Via, sleep_until};
-use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowKind, SipOut};
-use crate::ivr::hotdesk::{Decision, DirectoryRequest, Verdict};
+use super::{ToCall, ToEndpoint, sleep_until};
+use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
+use crate::ivr::Decision;
+use crate::ivr::executor::{self, FlowServices};
 use crate::media::DigitSource;
 use crate::metrics::Metrics;
+use crate::model::Query;
 use crate::prompts::loader::PromptCache;
 use crate::sip::message::Method;
 use crate::sip::uac::{Answered, Outbound, OutboundEvent};
@@ -105,7 +107,7 @@ enum Phase {
         outbound: Outbound,
         /// Where the INVITE went: in-dialog requests follow it.
         proxy: SocketAddr,
-        flow: FlowKind,
+        flow: FlowStart,
         settings: CallSettings,
         prompts: Arc<PromptCache>,
     },
@@ -126,12 +128,8 @@ pub(super) struct CallTask {
     drain_at: Option<Instant>,
     /// Where directory answers come back (this task's own inbox).
     to_self: mpsc::UnboundedSender<ToCall>,
-    directory: Option<Arc<dyn HotdeskDirectory>>,
+    directory: Arc<dyn FlowServices>,
     metrics: Arc<Metrics>,
-    /// How the hot-desk flow of this call is reported.
-    via: Via,
-    /// The caller's address for per-source limits (`None`: none apply).
-    source: Option<std::net::IpAddr>,
 }
 
 /// What a call task needs besides its call: its channels and the directory.
@@ -139,18 +137,12 @@ pub(super) struct TaskLinks {
     pub rx: mpsc::UnboundedReceiver<ToCall>,
     pub to_self: mpsc::UnboundedSender<ToCall>,
     pub tx: mpsc::UnboundedSender<ToEndpoint>,
-    pub directory: Option<Arc<dyn HotdeskDirectory>>,
+    pub directory: Arc<dyn FlowServices>,
     pub metrics: Arc<Metrics>,
 }
 
 impl CallTask {
-    pub(super) fn inbound(
-        call: Call,
-        rtp: UdpSocket,
-        via: Via,
-        source: Option<std::net::IpAddr>,
-        links: TaskLinks,
-    ) -> CallTask {
+    pub(super) fn inbound(call: Call, rtp: UdpSocket, links: TaskLinks) -> CallTask {
         CallTask {
             call_id: call.call_id().to_owned(),
             phase: Phase::Up {
@@ -163,8 +155,6 @@ impl CallTask {
             to_self: links.to_self,
             directory: links.directory,
             metrics: links.metrics,
-            via,
-            source,
             updates: None,
             drain_at: None,
         }
@@ -174,7 +164,7 @@ impl CallTask {
     pub(super) fn outbound(
         outbound: Outbound,
         proxy: SocketAddr,
-        flow: FlowKind,
+        flow: FlowStart,
         settings: CallSettings,
         prompts: Arc<PromptCache>,
         rtp: UdpSocket,
@@ -196,9 +186,6 @@ impl CallTask {
             to_self: links.to_self,
             directory: links.directory,
             metrics: links.metrics,
-            via: Via::Callback,
-            // We placed the call: no outside address asked for this login.
-            source: None,
             updates: Some(updates),
             drain_at: None,
         }
@@ -324,14 +311,9 @@ impl CallTask {
                 }
             }
             ToCall::HangUp => self.end(EndReason::LocalBye),
-            ToCall::Verdict(verdict) => {
+            ToCall::Answer(answer) => {
                 if let Phase::Up { call, .. } = &mut self.phase {
-                    call.handle_verdict(now, verdict);
-                }
-            }
-            ToCall::Released(result) => {
-                if let Phase::Up { call, .. } = &mut self.phase {
-                    call.handle_released(result);
+                    call.handle_answer(now, answer);
                 }
             }
         }
@@ -339,41 +321,12 @@ impl CallTask {
 
     /// Runs a directory request off the call's task (argon2 takes tens of milliseconds; the
     /// prompts must keep flowing) and delivers the answer back as a [`ToCall`] message.
-    fn directory_work(&self, request: DirectoryRequest) {
-        let Phase::Up { call, .. } = &self.phase else {
-            return;
-        };
-        let device = call.device().unwrap_or_default().to_owned();
-        let call_id = self.call_id.clone();
-        let via = self.via;
-        let source = self.source;
+    fn directory_work(&self, request: Query) {
+        let directory = self.directory.clone();
         let back = self.to_self.clone();
-        let Some(directory) = self.directory.clone() else {
-            tracing::error!("no directory: cannot verify or release");
-            let _ = back.send(match request {
-                DirectoryRequest::Login { .. } => ToCall::Verdict(Verdict::Unavailable),
-                DirectoryRequest::Release => ToCall::Released(Err(())),
-            });
-            return;
-        };
         tokio::spawn(async move {
-            let message = match request {
-                DirectoryRequest::Login { account, pin } => {
-                    let attempt = LoginAttempt {
-                        device,
-                        account,
-                        pin,
-                        via,
-                        call_id,
-                        source,
-                    };
-                    ToCall::Verdict(directory.login(attempt).await)
-                }
-                DirectoryRequest::Release => {
-                    ToCall::Released(directory.release(device, via, call_id).await)
-                }
-            };
-            let _ = back.send(message);
+            let answer = executor::execute(directory.as_ref(), request).await;
+            let _ = back.send(ToCall::Answer(answer));
         });
     }
 
@@ -541,8 +494,7 @@ impl CallTask {
                 }
             }
         }
-        let requests: Vec<DirectoryRequest> =
-            std::iter::from_fn(|| call.poll_directory_request()).collect();
+        let requests: Vec<Query> = std::iter::from_fn(|| call.poll_request()).collect();
         for request in requests {
             self.directory_work(request);
         }

@@ -21,22 +21,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-pub use crate::directory::Via;
 use call_task::TaskLinks;
 pub use call_task::{CallControl, CallUpdate};
 pub use ports::RtpPorts;
 
-use crate::call::{AcceptError, Call, CallSettings, FlowKind};
+use crate::call::{AcceptError, Call, CallSettings, FlowStart};
 use crate::config::Validated;
 use crate::identity::SourceKey;
-use crate::ivr::hotdesk::{HotdeskKind, Verdict};
+use crate::ivr::executor::{FlowServices, NoDirectory};
+use crate::ivr::{FlowContext, FlowSpec};
 use crate::media::session::MediaSettings;
 use crate::metrics::Metrics;
+use crate::model::Answer;
 use crate::prompts::PromptError;
 use crate::prompts::loader::PromptCache;
 use crate::sip::endpoint::{
@@ -115,7 +116,7 @@ pub struct Originate {
     /// The extension to ring (`sip:DEVICE@domain`, sent to the outbound proxy).
     pub device: String,
     /// What runs on the call once it is answered.
-    pub flow: FlowKind,
+    pub flow: FlowStart,
     /// How long it may ring before we CANCEL.
     pub ring_timeout: Duration,
 }
@@ -223,44 +224,8 @@ enum ToCall {
     Drain(Instant),
     /// Whoever placed the call wants it over.
     HangUp,
-    /// The directory's verdict on the flow's login request.
-    Verdict(Verdict),
-    /// The directory's answer to the flow's release request.
-    Released(Result<Option<String>, ()>),
-}
-
-/// A future the directory returns (boxed so the trait can be used as `dyn`).
-pub type DirectoryFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A login the flow asks the directory to verify.
-#[derive(Debug)]
-pub struct LoginAttempt {
-    /// The desk.
-    pub device: String,
-    /// The extension entered.
-    pub account: String,
-    /// The PIN entered.
-    pub pin: SecretString,
-    /// How the login came about.
-    pub via: Via,
-    /// The call it came on.
-    pub call_id: String,
-    /// The address per-source limits count it against (`None`: none apply).
-    pub source: Option<IpAddr>,
-}
-
-/// What the hot-desk flows need from the directory: the runtime's view of it, so the shell
-/// does not depend on how users, PINs and lockouts are stored.
-pub trait HotdeskDirectory: Send + Sync {
-    /// Verifies the attempt and, when it is right, logs the desk in (with its reports).
-    fn login(&self, attempt: LoginAttempt) -> DirectoryFuture<'_, Verdict>;
-    /// Releases `device` to its owner; `Ok(user)` names who was logged in.
-    fn release(
-        &self,
-        device: String,
-        via: Via,
-        call_id: String,
-    ) -> DirectoryFuture<'_, Result<Option<String>, ()>>;
+    /// The directory's answer to the flow's request.
+    Answer(Answer),
 }
 
 /// What the endpoint task gets from call tasks.
@@ -287,7 +252,7 @@ enum ToEndpoint {
 /// Everything a call task needs that every call shares.
 struct Shared {
     config: Validated,
-    directory: Option<Arc<dyn HotdeskDirectory>>,
+    directory: Arc<dyn FlowServices>,
     metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
     prompts: Arc<PromptCache>,
@@ -298,13 +263,10 @@ struct Shared {
 
 impl Shared {
     /// What a call running `flow` needs to know about its endpoint, advertising `local_ip`.
-    fn call_settings(&self, local_ip: IpAddr, rtp_port: u16, flow: &FlowKind) -> CallSettings {
+    fn call_settings(&self, local_ip: IpAddr, rtp_port: u16, flow: &FlowStart) -> CallSettings {
         let config = &self.config.config;
         let sip = SocketAddr::new(local_ip, self.sip_port);
-        let max_call_s = match flow {
-            FlowKind::DtmfTest => config.ivr.dtmf_test_max_call_s,
-            FlowKind::Hotdesk { .. } => config.ivr.max_call_s,
-        };
+        let max_call_s = self.config.max_call_s(flow.spec);
         CallSettings {
             media: MediaSettings {
                 dtmf: config.rtp.dtmf,
@@ -357,7 +319,7 @@ pub struct Server {
 pub struct Services {
     /// Users, PINs and logins. Without one the hot-desk flows run but every verification
     /// fails as unavailable (the DTMF test code needs none).
-    pub directory: Option<Arc<dyn HotdeskDirectory>>,
+    pub directory: Option<Arc<dyn FlowServices>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -379,7 +341,7 @@ pub async fn bind(
         sip_port: bound.port(),
         prompts,
         config,
-        directory: services.directory,
+        directory: services.directory.unwrap_or_else(|| Arc::new(NoDirectory)),
         metrics: services.metrics,
         draining: Arc::new(AtomicBool::new(false)),
     });
@@ -427,36 +389,34 @@ fn endpoint_settings(config: &Validated) -> EndpointSettings {
         agent: AGENT.into(),
         trusted: config.trusted.clone(),
         max_calls: config.config.sip.max_calls,
-        services: vec![
-            config.config.features.login_code.clone(),
-            config.config.features.release_code.clone(),
-            config.config.features.dtmf_test_code.clone(),
-        ],
+        services: config.codes.keys().cloned().collect(),
         retry_after: Duration::from_secs(5),
         timers: Timers::default(),
         max_requests_per_source_s: config.config.sip.max_requests_per_source_s,
         max_invites_per_source_s: config.config.sip.max_invites_per_source_s,
+        rate_exempt: config.source_exempt.clone(),
     }
 }
 
-/// The flow a service number runs for `invite`'s caller.
-fn flow_for(config: &Validated, service: &str, invite: &Request) -> Option<FlowKind> {
-    let features = &config.config.features;
-    let kind = if service == features.login_code {
-        HotdeskKind::Login
-    } else if service == features.release_code {
-        HotdeskKind::Release
-    } else if service == features.dtmf_test_code {
-        return Some(FlowKind::DtmfTest);
-    } else {
-        return None;
-    };
+/// The flow a service number runs for `invite`'s caller, counting its logins against
+/// `source` when per-source limits apply.
+fn flow_for(
+    config: &Validated,
+    service: &str,
+    invite: &Request,
+    source: IpAddr,
+) -> Option<FlowStart> {
+    let spec: &'static FlowSpec = config.codes.get(service)?;
     let device = invite.caller_user().unwrap_or_default();
-    Some(FlowKind::Hotdesk {
-        kind,
-        is_desk: config.is_device(&device),
-        device,
-        settings: config.flow_settings(),
+    Some(FlowStart {
+        spec,
+        ctx: FlowContext {
+            is_desk: config.is_device(&device),
+            device,
+            user: None,
+            settings: config.flow_settings(),
+        },
+        source: config.limited_source(source),
     })
 }
 
@@ -738,7 +698,7 @@ impl EndpointTask {
         let span =
             tracing::info_span!("call", call_id = %call_id, service, %source, direction = "in");
         let _entered = span.enter();
-        let Some(flow) = flow_for(&self.shared.config, service, &invite) else {
+        let Some(flow) = flow_for(&self.shared.config, service, &invite, source.ip()) else {
             return;
         };
         let refuse = |code: u16, reason: &str| {
@@ -775,8 +735,7 @@ impl EndpointTask {
                 tracing::info!(codec = ?call.negotiated().codec, rtp = rtp_port, "answered");
                 let (links, tx) = self.links();
                 self.calls.insert(call_id, tx);
-                let limited = self.shared.config.limited_source(source.ip());
-                let task = CallTask::inbound(call, rtp, Via::FeatureCode, limited, links);
+                let task = CallTask::inbound(call, rtp, links);
                 tokio::spawn(task.run().instrument(span.clone()));
                 ok
             }

@@ -50,6 +50,9 @@ pub struct EndpointSettings {
     pub max_requests_per_source_s: u32,
     /// New INVITEs a second taken from one source.
     pub max_invites_per_source_s: u32,
+    /// Sources the per-source rate limits do not apply to (`security.source_exempt`: the
+    /// proxy every call comes through, whose address stands for every phone behind it).
+    pub rate_exempt: Vec<IpNet>,
 }
 
 /// What the endpoint refused or dropped, by reason (counters since it started).
@@ -233,7 +236,7 @@ impl Endpoint {
         let own_call = message::peek_call_id(datagram)
             .and_then(|id| self.calls.get(id))
             .is_some_and(|c| c.peer == source.ip().to_canonical());
-        if !own_call && !self.requests.allow(now, source.ip()) {
+        if !own_call && !self.rate_exempt(source.ip()) && !self.requests.allow(now, source.ip()) {
             self.stats.dropped_rate += 1;
             return;
         }
@@ -497,6 +500,11 @@ impl Endpoint {
             .is_some_and(|c| c.peer != source.ip().to_canonical())
     }
 
+    fn rate_exempt(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.settings.rate_exempt.iter().any(|n| n.contains(&ip))
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.settings.trusted.iter().any(|n| n.contains(&ip))
@@ -515,7 +523,7 @@ impl Endpoint {
 
     fn invite(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
-        if !self.invites.allow(now, source.ip()) {
+        if !self.rate_exempt(source.ip()) && !self.invites.allow(now, source.ip()) {
             // Like pike: no answer, so a flood gets nothing back to amplify.
             self.stats.dropped_invites += 1;
             return;
