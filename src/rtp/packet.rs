@@ -1,16 +1,53 @@
-//! RTP packets (RFC 3550 §5.1) over the `rtp` crate, parsed before anything acts on them.
+//! RTP packets (RFC 3550 §5.1): parsed before anything acts on them, and serialised.
 //!
-//! The `rtp` crate's `Unmarshal` trusts the header it reads: it does not check the version,
-//! and a one- or two-byte header extension (RFC 8285 §4.2, §4.3) whose element length runs past
-//! the buffer makes it panic. So [`parse`] walks the fixed header, the CSRC list, the extension
-//! block and its elements and the padding count (RFC 3550 §5.1 `P`, last octet) itself, and only
-//! hands bytes to the crate once every length is known to fit. Network input never panics.
+//! The codec is the project's own, not the `rtp` crate's, for two reasons. The crate's
+//! `Unmarshal` trusts the header it reads (it does not check the version, and a header
+//! extension element (RFC 8285 §4.2, §4.3) whose length runs past the buffer makes it panic),
+//! so every length had to be checked here anyway. And the crate depends on `webrtc-util`,
+//! which depends on tokio: the sans-IO core must not. The fixed header is twelve octets; what
+//! remains is the CSRC list, the extension block and the padding, each checked against the
+//! datagram's length before it is read, so network input never panics. The `rtp` crate is
+//! used where its types are needed (capture files, WebRTC tracks), and the tests hold the two
+//! codecs to the same bytes.
 
-use bytes::{Bytes, BytesMut};
-use webrtc_util::marshal::{Marshal, MarshalSize, Unmarshal};
+use bytes::{BufMut, Bytes, BytesMut};
 
-pub use rtp::header::Header;
-pub use rtp::packet::Packet;
+/// An RTP header extension block (RFC 3550 §5.3.1), kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extension {
+    /// The profile word (`0xBEDE` for RFC 8285 one-byte elements, `0x100x` two-byte).
+    pub profile: u16,
+    /// The block, a multiple of four octets.
+    pub data: Bytes,
+}
+
+/// The RTP header (RFC 3550 §5.1), version 2.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Header {
+    /// `M`.
+    pub marker: bool,
+    /// `PT`, 7 bits.
+    pub payload_type: u8,
+    /// The sequence number.
+    pub sequence_number: u16,
+    /// The RTP timestamp.
+    pub timestamp: u32,
+    /// The synchronisation source.
+    pub ssrc: u32,
+    /// Contributing sources (at most 15).
+    pub csrc: Vec<u32>,
+    /// The extension block, if `X` was set.
+    pub extension: Option<Extension>,
+}
+
+/// One RTP packet: its header and its payload, padding removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Packet {
+    /// The header.
+    pub header: Header,
+    /// The payload, without padding.
+    pub payload: Bytes,
+}
 
 /// Length of the fixed RTP header (RFC 3550 §5.1).
 pub const FIXED_HEADER_LEN: usize = 12;
@@ -55,20 +92,47 @@ pub enum PacketError {
         /// Bytes after the header.
         available: usize,
     },
-    /// The `rtp` crate refused the packet (parse or marshal).
-    #[error("rtp crate: {message}")]
-    Codec {
-        /// The crate's message.
-        message: String,
+    /// A packet that cannot be written: more than 15 CSRCs, or an extension block whose
+    /// length is not a multiple of four octets (or over 256 KiB).
+    #[error("RTP packet cannot be serialised: {reason}")]
+    Unwritable {
+        /// Why.
+        reason: &'static str,
     },
 }
 
 /// Parses one datagram into a packet whose payload has its padding removed.
 pub fn parse(datagram: &[u8]) -> Result<Packet, PacketError> {
-    validate(datagram)?;
-    let mut buf = datagram;
-    Packet::unmarshal(&mut buf).map_err(|e| PacketError::Codec {
-        message: e.to_string(),
+    let header_len = validate(datagram)?;
+    let d = datagram;
+    let be32 = |at: usize| u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
+    let csrc_count = usize::from(d[0] & 0x0F);
+    let csrc = (0..csrc_count)
+        .map(|i| be32(FIXED_HEADER_LEN + 4 * i))
+        .collect();
+    let extension = (d[0] & 0x10 != 0).then(|| {
+        let at = FIXED_HEADER_LEN + 4 * csrc_count;
+        Extension {
+            profile: u16::from_be_bytes([d[at], d[at + 1]]),
+            data: Bytes::copy_from_slice(&d[at + 4..header_len]),
+        }
+    });
+    let padding = if d[0] & 0x20 != 0 {
+        usize::from(d[d.len() - 1])
+    } else {
+        0
+    };
+    Ok(Packet {
+        header: Header {
+            marker: d[1] & 0x80 != 0,
+            payload_type: d[1] & 0x7F,
+            sequence_number: u16::from_be_bytes([d[2], d[3]]),
+            timestamp: be32(4),
+            ssrc: be32(8),
+            csrc,
+            extension,
+        },
+        payload: Bytes::copy_from_slice(&d[header_len..d.len() - padding]),
     })
 }
 
@@ -119,7 +183,7 @@ fn validate(d: &[u8]) -> Result<usize, PacketError> {
     Ok(need)
 }
 
-/// Walks RFC 8285 elements so the crate's parser never reads past the block.
+/// Walks RFC 8285 elements, so that a block whose elements run past it is refused.
 fn check_elements(profile: u16, block: &[u8], base: usize) -> Result<(), PacketError> {
     let two_byte = profile & PROFILE_TWO_BYTE_MASK == PROFILE_TWO_BYTE;
     if profile != PROFILE_ONE_BYTE && !two_byte {
@@ -141,8 +205,8 @@ fn check_elements(profile: u16, block: &[u8], base: usize) -> Result<(), PacketE
             i += 2;
             usize::from(l)
         } else {
-            // id 15 is reserved; the crate stops there and would leave the rest of the block
-            // in the payload, so refuse it rather than mis-split the packet.
+            // id 15 is reserved (RFC 8285 §4.2): whatever follows cannot be read as
+            // elements, so the packet is refused rather than guessed at.
             if b >> 4 == 15 {
                 return Err(PacketError::ExtensionElement { offset });
             }
@@ -157,15 +221,41 @@ fn check_elements(profile: u16, block: &[u8], base: usize) -> Result<(), PacketE
     Ok(())
 }
 
-/// Serialises a packet (header, payload, and padding when `header.padding` is set).
+/// Serialises a packet (no padding: the payload is written as it is).
 pub fn serialize(packet: &Packet) -> Result<Bytes, PacketError> {
-    let mut buf = BytesMut::zeroed(packet.marshal_size());
-    let n = packet
-        .marshal_to(&mut buf)
-        .map_err(|e| PacketError::Codec {
-            message: e.to_string(),
-        })?;
-    buf.truncate(n);
+    let h = &packet.header;
+    if h.csrc.len() > 15 {
+        return Err(PacketError::Unwritable {
+            reason: "more than 15 CSRCs",
+        });
+    }
+    let ext_len = match &h.extension {
+        Some(e) if !e.data.len().is_multiple_of(4) || e.data.len() > 4 * usize::from(u16::MAX) => {
+            return Err(PacketError::Unwritable {
+                reason: "the extension block is not a whole number of 32-bit words",
+            });
+        }
+        Some(e) => 4 + e.data.len(),
+        None => 0,
+    };
+    let mut buf = BytesMut::with_capacity(
+        FIXED_HEADER_LEN + 4 * h.csrc.len() + ext_len + packet.payload.len(),
+    );
+    let x = if h.extension.is_some() { 0x10 } else { 0 };
+    buf.put_u8((RTP_VERSION << 6) | x | h.csrc.len() as u8);
+    buf.put_u8((u8::from(h.marker) << 7) | (h.payload_type & 0x7F));
+    buf.put_u16(h.sequence_number);
+    buf.put_u32(h.timestamp);
+    buf.put_u32(h.ssrc);
+    for c in &h.csrc {
+        buf.put_u32(*c);
+    }
+    if let Some(e) = &h.extension {
+        buf.put_u16(e.profile);
+        buf.put_u16((e.data.len() / 4) as u16);
+        buf.put_slice(&e.data);
+    }
+    buf.put_slice(&packet.payload);
     Ok(buf.freeze())
 }
 
@@ -180,7 +270,6 @@ pub fn build(
 ) -> Packet {
     Packet {
         header: Header {
-            version: RTP_VERSION,
             marker,
             payload_type: payload_type & 0x7F,
             sequence_number,
