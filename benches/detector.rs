@@ -11,17 +11,18 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfParams};
-use hotdesk::dsp::g711::Law;
-use hotdesk::dsp::tone::{Burst, Signal};
+use hotdesk_core::dsp::dtmf::{DtmfDetector, DtmfParams};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::dsp::tone::{Burst, Signal};
 
 const SPANDSP_SAMPLES_PER_S: f64 = 153.7e6;
 
 fn realistic_minute() -> Vec<i16> {
     let mut audio = vec![0i16; 160_000];
-    let speech = hotdesk::audio::load(Path::new("fixtures/talkoff/proxy/espeak_en-us_m_p50.flac"))
-        .expect("speech fixture")
-        .samples;
+    let speech =
+        hotdesk_core::audio::load(Path::new("fixtures/talkoff/proxy/espeak_en-us_m_p50.flac"))
+            .expect("speech fixture")
+            .samples;
     audio.extend(speech.iter().cycle().take(160_000));
     let mut keys = Signal::new(8000, 1);
     while keys.len() < 160_000 {

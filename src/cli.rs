@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::config::Config;
-use hotdesk::conformance::{self, Channel, Material};
-use hotdesk::dsp::dtmf::{DtmfParams, KeyPress};
-use hotdesk::{audio, qa};
+use hotdesk_core::audio;
+use hotdesk_core::dsp::dtmf::{DtmfParams, KeyPress};
+use hotdesk_qa::conformance::{self, Channel, Material};
+use hotdesk_qa::qa;
 use serde_json::json;
 
 /// hotdesk: IVR and DTMF voice-prompt engine for phone hot desking.
@@ -323,9 +324,9 @@ fn replay_command(
     config: Option<&std::path::Path>,
     caller: PathBuf,
 ) -> anyhow::Result<ExitCode> {
-    use hotdesk::ivr::FlowContext;
-    use hotdesk::ivr::hotdesk as flows;
-    use hotdesk::replay::{FileReplay, FileReplayError, ReplaySpec};
+    use hotdesk_core::ivr::FlowContext;
+    use hotdesk_core::ivr::hotdesk as flows;
+    use hotdesk_qa::replay::{FileReplay, FileReplayError, ReplaySpec};
     let config = match load_config(config) {
         Ok(c) => c,
         Err(e) => {
@@ -333,7 +334,7 @@ fn replay_command(
             return Ok(ExitCode::from(2));
         }
     };
-    if let Err(e) = hotdesk::identity::Extension::parse(&device) {
+    if let Err(e) = hotdesk_core::identity::Extension::parse(&device) {
         eprintln!("hotdesk: --device {device:?}: {e}");
         return Ok(ExitCode::from(2));
     }
@@ -352,27 +353,28 @@ fn replay_command(
                 settings: config.flow_settings(),
             },
             language: config.config.ivr.language.clone(),
+            max_call: std::time::Duration::from_secs(config.config.ivr.max_call_s),
         },
         caller,
         store_url: match db {
             Some(path) => format!("sqlite://{}", path.display()),
             None => config.config.store.url.clone(),
         },
-        pepper_env: std::env::var(hotdesk::directory::PEPPER_ENV).ok(),
-        policy: hotdesk::directory::LockoutPolicy::from_config(&config.config.security),
+        pepper_env: std::env::var(hotdesk_store::directory::PEPPER_ENV).ok(),
+        policy: config.lockout_policy(),
     };
-    let prompts = match hotdesk::prompts::loader::PromptCache::load_dir(&config.config.prompts.dir)
-    {
-        Ok(p) => std::sync::Arc::new(p),
-        Err(e) => {
-            eprintln!("hotdesk: {e} (prompts.dir; give --config)");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let prompts =
+        match hotdesk_core::prompts::loader::PromptCache::load_dir(&config.config.prompts.dir) {
+            Ok(p) => std::sync::Arc::new(p),
+            Err(e) => {
+                eprintln!("hotdesk: {e} (prompts.dir; give --config)");
+                return Ok(ExitCode::from(2));
+            }
+        };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let output = match runtime.block_on(hotdesk::replay::run_file(&request, prompts)) {
+    let output = match runtime.block_on(hotdesk_qa::replay::run_file(&request, prompts)) {
         Ok(output) => output,
         Err(e @ (FileReplayError::Caller { .. } | FileReplayError::Copy { .. })) => {
             eprintln!("hotdesk: {e}");
@@ -395,9 +397,9 @@ fn replay_command(
 
 fn print_transcript(
     out: &mut impl Write,
-    output: &hotdesk::replay::FileReplayOutput,
+    output: &hotdesk_qa::replay::FileReplayOutput,
 ) -> std::io::Result<()> {
-    use hotdesk::replay::Entry;
+    use hotdesk_qa::replay::Entry;
     writeln!(out, "{}", output.file)?;
     for entry in &output.transcript.entries {
         let line = match entry {
@@ -575,9 +577,9 @@ fn with_directory(
     what: &str,
     config: Option<&std::path::Path>,
     work: impl AsyncFnOnce(
-        &hotdesk::directory::Directory,
+        &hotdesk_store::directory::Directory,
         &hotdesk::config::Validated,
-    ) -> Result<ExitCode, hotdesk::directory::DirectoryError>,
+    ) -> Result<ExitCode, hotdesk_store::directory::DirectoryError>,
 ) -> anyhow::Result<ExitCode> {
     let config = match config {
         Some(path) => match Config::load(path, |name| std::env::var(name).ok()) {
@@ -593,11 +595,7 @@ fn with_directory(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let outcome = match hotdesk::directory::Directory::from_config(&config.config, |name| {
-            std::env::var(name).ok()
-        })
-        .await
-        {
+        let outcome = match config.open_directory(|name| std::env::var(name).ok()).await {
             Ok(directory) => {
                 let outcome = work(&directory, &config).await;
                 directory.close().await;
@@ -646,7 +644,9 @@ fn users_command(
             }
             UsersCommand::Remove { extension } => {
                 if !directory.remove_user(&extension).await? {
-                    return Err(hotdesk::directory::DirectoryError::UnknownUser(extension));
+                    return Err(hotdesk_store::directory::DirectoryError::UnknownUser(
+                        extension,
+                    ));
                 }
                 println!("removed {extension}");
             }
@@ -675,7 +675,7 @@ fn users_command(
             }
             UsersCommand::Import { file } => {
                 let reader = std::fs::File::open(&file).map_err(|e| {
-                    hotdesk::directory::DirectoryError::Read {
+                    hotdesk_store::directory::DirectoryError::Read {
                         path: file.display().to_string(),
                         reason: e.to_string(),
                     }
@@ -795,7 +795,7 @@ fn devices_command(
             DevicesCommand::Release { device } => {
                 // Idempotent: a desk nobody is logged in at is already what was asked for.
                 match directory
-                    .release(&device, hotdesk::directory::Via::Api, None)
+                    .release(&device, hotdesk_store::directory::Via::Api, None)
                     .await?
                 {
                     Some(user) => {

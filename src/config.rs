@@ -10,11 +10,14 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::identity::Extension;
-use crate::ivr::{FlowSettings, FlowSpec, flow};
-pub use crate::media::DtmfMode;
 use crate::report::SignatureScheme;
-use crate::sip::sdp::Codec;
+use hotdesk_core::identity::Extension;
+use hotdesk_core::ivr::{self, FlowSettings, FlowSpec};
+pub use hotdesk_core::media::DtmfMode;
+use hotdesk_core::sip::sdp::Codec;
+use hotdesk_store::directory::{
+    Directory, DirectoryError, LockoutPolicy, PEPPER_ENV, Pepper, PinPolicy,
+};
 
 /// The whole configuration, with the contract's defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -392,6 +395,39 @@ impl Validated {
         (!self.source_exempt.iter().any(|net| net.contains(&ip))).then_some(ip)
     }
 
+    /// The `[security]` lockout policy.
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        let security = &self.config.security;
+        LockoutPolicy {
+            failures: security.lockout_failures,
+            window: std::time::Duration::from_secs(security.lockout_window_s),
+            lock: std::time::Duration::from_secs(security.lockout_s),
+            device_failures: LockoutPolicy::DEFAULT_DEVICE_FAILURES,
+            source_failures: security.source_failures,
+            source_window: std::time::Duration::from_secs(security.source_window_s),
+            source_block: std::time::Duration::from_secs(security.source_block_s),
+        }
+    }
+
+    /// The `[security]` PIN policy.
+    pub fn pin_policy(&self) -> PinPolicy {
+        PinPolicy {
+            min_digits: self.config.security.pin_min_digits,
+            refuse_weak: self.config.security.pin_refuse_weak,
+        }
+    }
+
+    /// Opens the store: `store.url`, the pepper from `HOTDESK_PIN_PEPPER` (looked up with
+    /// `env`) or the pepper file, and the `[security]` policies.
+    pub async fn open_directory(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Directory, DirectoryError> {
+        let url = &self.config.store.url;
+        let pepper = Pepper::resolve(url, env(PEPPER_ENV).as_deref())?;
+        Directory::open_with(url, pepper, self.lockout_policy(), self.pin_policy()).await
+    }
+
     /// The longest a call running `flow` may last, seconds.
     pub fn max_call_s(&self, flow: &FlowSpec) -> u64 {
         if flow.secret_keys {
@@ -529,7 +565,7 @@ impl Config {
         }
         let mut flows = std::collections::BTreeMap::new();
         for ((_, code), name) in codes.iter().zip(["login", "release", "dtmf_test"]) {
-            flows.insert((*code).clone(), flow::find(name).expect("a built-in flow"));
+            flows.insert((*code).clone(), ivr::find(name).expect("a built-in flow"));
         }
         for (code, name) in &self.features.codes {
             let valid = code.len() >= 2
@@ -541,8 +577,8 @@ impl Config {
                     format!("{code:?}: want a star code like *90"),
                 ));
             }
-            let spec = flow::find(name).ok_or_else(|| {
-                let known: Vec<&str> = flow::FLOWS.iter().map(|f| f.name).collect();
+            let spec = ivr::find(name).ok_or_else(|| {
+                let known: Vec<&str> = ivr::FLOWS.iter().map(|f| f.name).collect();
                 bad(
                     "features.codes",
                     format!(

@@ -1,27 +1,11 @@
-//! hotdesk: an IVR and DTMF voice-prompt engine for phone hot desking.
-//!
-//! The crate is a sans-IO core (`dsp`, and the protocol and flow machines that build on it)
-//! with a thin command-line shell in `main.rs`. See the README for the commands.
+//! hotdesk, the server: the tokio shell around the sans-IO core (`hotdesk-core`), the HTTP
+//! API, webhook delivery of the store's reports (`hotdesk-store`), the configuration that
+//! maps TOML onto every layer's settings, and the command line (`main.rs`, `cli.rs`), which
+//! also runs the QA tools (`hotdesk-qa`). See docs/architecture.md.
 
 pub mod api;
-pub mod audio;
-pub mod call;
 pub mod config;
-pub mod conformance;
-pub mod directory;
-pub mod dsp;
-pub mod identity;
-pub mod ivr;
-pub mod media;
 pub mod metrics;
-pub mod model;
-pub mod prompts;
-pub mod qa;
-mod qa_flow;
-pub mod replay;
 pub mod report;
-pub mod rtp;
 pub mod server;
 pub mod service;
-pub mod sim;
-pub mod sip;

@@ -17,13 +17,13 @@ use tokio::sync::watch;
 
 use crate::api::{self, Activations, ApiState};
 use crate::config::Validated;
-use crate::directory::{Directory, DirectoryError};
-use crate::identity::SourceKey;
-use crate::ivr::executor::{BoxFuture, FlowServices};
 use crate::metrics::Metrics;
-use crate::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
 use crate::report::delivery::{self, DeliveryError};
 use crate::server::{self, ServerError, ServerHandle, Services};
+use hotdesk_core::identity::SourceKey;
+use hotdesk_core::ivr::executor::{BoxFuture, FlowServices};
+use hotdesk_core::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
+use hotdesk_store::directory::{Directory, DirectoryError};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,41 +64,24 @@ impl FlowDirectory {
 impl FlowServices for FlowDirectory {
     fn login(&self, a: LoginAttempt) -> BoxFuture<'_, Result<LoginOutcome, Unavailable>> {
         Box::pin(async move {
-            match self.directory.login(&a).await {
-                Ok(outcome) => {
-                    match &outcome {
-                        LoginOutcome::Accepted { .. } => self.metrics.logins.inc(),
-                        LoginOutcome::LockedOut { .. } => self.metrics.lockouts.inc(),
-                        _ => self.metrics.login_failures.inc(),
-                    };
-                    Ok(outcome)
-                }
-                Err(e) => {
-                    tracing::error!(device = a.device, "login not verified: {e}");
-                    Err(Unavailable)
-                }
-            }
+            let outcome = FlowServices::login(&self.directory, a).await;
+            match &outcome {
+                Ok(LoginOutcome::Accepted { .. }) => self.metrics.logins.inc(),
+                Ok(LoginOutcome::LockedOut { .. }) => self.metrics.lockouts.inc(),
+                Ok(LoginOutcome::Incorrect) => self.metrics.login_failures.inc(),
+                Err(_) => 0,
+            };
+            outcome
         })
     }
 
     fn release(&self, r: Release) -> BoxFuture<'_, Result<Option<String>, Unavailable>> {
         Box::pin(async move {
-            match self
-                .directory
-                .release(&r.device, r.via, r.call_id.as_deref())
-                .await
-            {
-                Ok(user) => {
-                    if user.is_some() {
-                        self.metrics.releases.inc();
-                    }
-                    Ok(user)
-                }
-                Err(e) => {
-                    tracing::error!(device = r.device, "release failed: {e}");
-                    Err(Unavailable)
-                }
+            let released = FlowServices::release(&self.directory, r).await;
+            if matches!(released, Ok(Some(_))) {
+                self.metrics.releases.inc();
             }
+            released
         })
     }
 }
@@ -125,7 +108,10 @@ async fn watch_store(
     let mut fault: Option<String> = None;
     let mut next_prune = tokio::time::Instant::now();
     loop {
-        match directory.blocked_sources_at(crate::directory::now()).await {
+        match directory
+            .blocked_sources_at(hotdesk_store::directory::now())
+            .await
+        {
             Ok(blocked) => server.set_blocked(
                 blocked
                     .into_iter()
@@ -136,7 +122,10 @@ async fn watch_store(
         }
         if tokio::time::Instant::now() >= next_prune {
             next_prune += PRUNE_INTERVAL;
-            match directory.prune_at(crate::directory::now(), retention).await {
+            match directory
+                .prune_at(hotdesk_store::directory::now(), retention)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(reports = n, "pruned delivered reports past retention"),
                 Err(e) => tracing::warn!("pruning the store: {e}"),
@@ -179,7 +168,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     raise_fd_limit();
-    let directory = Directory::from_config(&config.config, &env).await?;
+    let directory = config.open_directory(&env).await?;
     let metrics = Arc::new(Metrics::default());
     let (stop, stopped) = watch::channel(false);
     let wait_stop = move || {

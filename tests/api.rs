@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use hotdesk::api::{self, Activations, ApiState};
 use hotdesk::config::{Config, Validated};
-use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use hotdesk::metrics::Metrics;
+use hotdesk_store::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

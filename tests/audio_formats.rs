@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use hotdesk::audio::{self, Audio, TELEPHONE_RATE};
-use hotdesk::dsp::dtmf::{DtmfParams, KeyPress, detect, digits};
-use hotdesk::dsp::tone::{Burst, Signal};
-use hotdesk::qa;
+use hotdesk_core::audio::{self, Audio, TELEPHONE_RATE};
+use hotdesk_core::dsp::dtmf::{DtmfParams, KeyPress, detect, digits};
+use hotdesk_core::dsp::tone::{Burst, Signal};
+use hotdesk_qa::qa;
 
 const DIGITS: &str = "159#*0";
 const RATES: [u32; 6] = [8000, 11025, 16000, 22050, 44100, 48000];

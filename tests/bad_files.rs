@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hotdesk::audio::{self, AudioError};
-use hotdesk::dsp::dtmf::{DtmfParams, detect, digits};
+use hotdesk_core::audio::{self, AudioError};
+use hotdesk_core::dsp::dtmf::{DtmfParams, detect, digits};
 
 /// A deterministic byte stream (xorshift64), so every run sees the same "random" files.
 struct Bytes(u64);

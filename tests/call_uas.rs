@@ -7,18 +7,18 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotdesk::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
 use hotdesk::config::DtmfMode;
-use hotdesk::dsp::g711::Law;
-use hotdesk::ivr::{FlowContext, FlowSettings, dtmf_test};
-use hotdesk::media::DigitSource;
-use hotdesk::media::session::MediaSettings;
-use hotdesk::prompts::loader::PromptCache;
-use hotdesk::rtp::dtmf_stream::{self, DtmfMode as StreamMode, DtmfStreamSpec};
-use hotdesk::rtp::packet;
-use hotdesk::sim::{self, CallDrive};
-use hotdesk::sip::message::{self, Method, Request, SipMessage};
-use hotdesk::sip::sdp::Codec;
+use hotdesk_core::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::ivr::{FlowContext, FlowSettings, dtmf_test};
+use hotdesk_core::media::DigitSource;
+use hotdesk_core::media::session::MediaSettings;
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_core::rtp::packet;
+use hotdesk_core::sim::{self, CallDrive};
+use hotdesk_core::sip::message::{self, Method, Request, SipMessage};
+use hotdesk_core::sip::sdp::Codec;
+use hotdesk_qa::dtmf_stream::{self, DtmfMode as StreamMode, DtmfStreamSpec};
 use rand::SeedableRng;
 
 static CACHE: LazyLock<Arc<PromptCache>> = LazyLock::new(|| {

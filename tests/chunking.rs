@@ -1,7 +1,7 @@
 //! The detector's output must not depend on how the stream is cut into chunks.
 
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
-use hotdesk::dsp::tone::{Burst, Signal};
+use hotdesk_core::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
+use hotdesk_core::dsp::tone::{Burst, Signal};
 use proptest::prelude::*;
 
 fn material() -> Vec<i16> {

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use hotdesk::conformance::{Channel, Kind, Material, Outcome, run};
-use hotdesk::dsp::dtmf::{DtmfParams, detect};
-use hotdesk::dsp::tone::{ALL_KEYS, Burst, Signal};
+use hotdesk_core::dsp::dtmf::{DtmfParams, detect};
+use hotdesk_core::dsp::tone::{ALL_KEYS, Burst, Signal};
+use hotdesk_qa::conformance::{Channel, Kind, Material, Outcome, run};
 
 fn speech() -> Vec<i16> {
-    hotdesk::audio::load(Path::new("fixtures/talkoff/proxy/espeak_en-us_m_p50.flac"))
+    hotdesk_core::audio::load(Path::new("fixtures/talkoff/proxy/espeak_en-us_m_p50.flac"))
         .expect("speech fixture")
         .samples
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hotdesk::dsp::tone::{Burst, Signal};
+use hotdesk_core::dsp::tone::{Burst, Signal};
 use serde_json::Value;
 
 fn hotdesk() -> Command {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use hotdesk::directory::{
+use hotdesk::report::{Event, Report};
+use hotdesk_store::directory::{
     Directory, DirectoryError, LockoutPolicy, LoginAttempt, LoginOutcome, Pepper, Via, hash_pin,
     verify_pin,
 };
-use hotdesk::report::{Event, Report};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -361,7 +361,7 @@ async fn unlock_clears_the_lock_and_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let d = populated(&dir).await;
     // Real time here: unlock works on the current time.
-    let now = hotdesk::directory::now();
+    let now = hotdesk_store::directory::now();
     for i in 0..3 {
         login(&d, "5401", "1001", "0000", now + secs(i)).await;
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
+use hotdesk_store::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use secrecy::SecretString;
 
 /// Runs the binary in `dir` with `stdin` as standard input.

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::http::{Api, Hook, WebhookReceiver};
 use common::peers::{self, ChildGuard, Hotdesk, Ports, ServerOptions, Sipp, SippResult, SippRun};
-use hotdesk::dsp::g711::{self, Law};
-use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
+use hotdesk_core::dsp::g711::{self, Law};
+use hotdesk_qa::dtmf_stream::{self, DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
+use hotdesk_core::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -59,7 +59,8 @@ fn an_absurd_sample_rate_is_refused_not_resampled() {
     // The target's first byte picks the format hint; 0 is WAV.
     assert_eq!(data[0], 0);
     let started = std::time::Instant::now();
-    let result = hotdesk::audio::load_bytes(std::path::Path::new("in.wav"), data[1..].to_vec());
+    let result =
+        hotdesk_core::audio::load_bytes(std::path::Path::new("in.wav"), data[1..].to_vec());
     let error = result
         .expect_err("a 2.5 GHz file is not audio we take")
         .to_string();

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 
-use hotdesk::ivr::hotdesk::{HotdeskFlow, HotdeskKind};
-use hotdesk::ivr::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings};
-use hotdesk::model::{Answer, LoginOutcome, Unavailable};
+use hotdesk_core::ivr::hotdesk::{HotdeskFlow, HotdeskKind};
+use hotdesk_core::ivr::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings};
+use hotdesk_core::model::{Answer, LoginOutcome, Unavailable};
 use secrecy::ExposeSecret;
 
 /// What the flow asks the call to do, comparable (its questions for the directory hold the

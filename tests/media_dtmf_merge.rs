@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{MergeTimeline, sample_time};
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
-use hotdesk::dsp::g711::ulaw_to_linear;
-use hotdesk::media::{DigitSource, DtmfMerger, MergeConfig, MergedDigit};
-use hotdesk::rtp::pcap;
+use hotdesk_core::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
+use hotdesk_core::dsp::g711::ulaw_to_linear;
+use hotdesk_core::media::{DigitSource, DtmfMerger, MergeConfig, MergedDigit};
+use hotdesk_qa::pcap;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -283,7 +283,7 @@ fn merge_real_capture(file: &str) -> (Vec<MergedDigit>, String, Instant) {
 
     let t0 = Instant::now();
     let sample = |s: u64| sample_time(t0, s);
-    let digits = hotdesk::rtp::capture_digits(t0, &packets, Some(101), 8000).unwrap();
+    let digits = hotdesk_qa::capture::capture_digits(t0, &packets, Some(101), 8000).unwrap();
     // RFC 4733 down one frame after its onset, up at its end.
     let mut timeline = MergeTimeline::default();
     for d in digits {

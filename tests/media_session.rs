@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotdesk::config::DtmfMode;
-use hotdesk::dsp::g711::Law;
-use hotdesk::dsp::tone::{Burst, Signal};
-use hotdesk::media::DigitSource;
-use hotdesk::media::session::{MediaEvent, MediaSession, MediaSettings};
-use hotdesk::prompts::loader::PromptCache;
-use hotdesk::rtp::packet;
-use hotdesk::rtp::source::MediaScope;
-use hotdesk::rtp::telephone_event::TelephoneEvent;
-use hotdesk::sim::{self, Drive, Input};
-use hotdesk::sip::sdp::{self, Codec};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::dsp::tone::{Burst, Signal};
+use hotdesk_core::media::DigitSource;
+use hotdesk_core::media::session::{MediaEvent, MediaSession, MediaSettings};
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_core::rtp::packet;
+use hotdesk_core::rtp::source::MediaScope;
+use hotdesk_core::rtp::telephone_event::TelephoneEvent;
+use hotdesk_core::sim::{self, Drive, Input};
+use hotdesk_core::sip::sdp::{self, Codec};
 use rand::SeedableRng;
 
 static CACHE: LazyLock<Arc<PromptCache>> = LazyLock::new(|| {
@@ -71,7 +71,7 @@ fn caller(audio: &[i16], law: Law, pt: u8, keys: &[(char, u64, u64)]) -> Vec<(Du
     let mut seq = 30_000u16;
     for &(digit, start_ms, len_ms) in keys {
         let ts = 5000 + 8 * start_ms as u32;
-        let event = hotdesk::rtp::telephone_event::digit_event(digit).unwrap();
+        let event = hotdesk_core::rtp::telephone_event::digit_event(digit).unwrap();
         let mut t = 0;
         while t <= len_ms {
             let end = t + 50 > len_ms;

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::peers::{Ports, Sipp, SippRun};
-use hotdesk::call::{EndReason, FlowStart};
 use hotdesk::config::Config;
-use hotdesk::dsp::g711::Law;
-use hotdesk::ivr::{FlowContext, FlowSettings, dtmf_test};
-use hotdesk::media::DigitSource;
-use hotdesk::rtp::dtmf_stream::{DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
 use hotdesk::server::{CallControl, CallUpdate, Originate, ServerHandle};
+use hotdesk_core::call::{EndReason, FlowStart};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::ivr::{FlowContext, FlowSettings, dtmf_test};
+use hotdesk_core::media::DigitSource;
+use hotdesk_qa::dtmf_stream::{DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
 use tokio::sync::oneshot;
 
 /// A server on this test's ports whose outbound proxy is the sipp UAS.

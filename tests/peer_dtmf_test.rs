@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use common::peers::{
     self, Baresip, Capture, Hotdesk, LoggedDigit, Ports, ServerOptions, Sipp, SippResult,
 };
-use hotdesk::dsp::g711::Law;
-use hotdesk::rtp::dtmf_stream::{DtmfMode, DtmfStreamSpec, audio_payload_type, write_dtmf_pcap};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_qa::dtmf_stream::{DtmfMode, DtmfStreamSpec, audio_payload_type, write_dtmf_pcap};
 use tempfile::TempDir;
 
 /// How long a whole sipp run may take (the scenarios hold the call a few seconds).

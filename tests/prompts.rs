@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
-use hotdesk::dsp::dtmf::{DtmfParams, detect, digits};
-use hotdesk::dsp::g711::Law;
-use hotdesk::prompts::{Catalog, FRAME_SAMPLES, Player, PromptCache, PromptError, Sequence, ids};
+use hotdesk_core::dsp::dtmf::{DtmfParams, detect, digits};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::prompts::{
+    Catalog, FRAME_SAMPLES, Player, PromptCache, PromptError, Sequence, ids,
+};
 
 fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use hotdesk::dsp::dtmf::DtmfParams;
-use hotdesk::qa::{self, FixtureKind};
+use hotdesk_core::dsp::dtmf::DtmfParams;
+use hotdesk_qa::qa::{self, FixtureKind};
 
 #[test]
 fn every_fixture_suite_passes() {
@@ -47,14 +47,14 @@ fn talk_off_material_gives_no_digit() {
 #[test]
 fn fixtures_survive_g711() {
     // The labelled DTMF decodes the same after a µ-law or A-law round trip.
-    use hotdesk::dsp::dtmf::{detect, digits};
-    use hotdesk::dsp::g711::Law;
+    use hotdesk_core::dsp::dtmf::{detect, digits};
+    use hotdesk_core::dsp::g711::Law;
     let suite = Path::new("fixtures/dtmf");
     for fixture in qa::read_manifest(suite).expect("manifest") {
         if fixture.max_missing > 0 {
             continue;
         }
-        let audio = hotdesk::audio::load(&suite.join(&fixture.file)).expect("audio");
+        let audio = hotdesk_core::audio::load(&suite.join(&fixture.file)).expect("audio");
         for law in [Law::Ulaw, Law::Alaw] {
             let decoded = digits(&detect(
                 &law.round_trip(&audio.samples),

@@ -1,18 +1,18 @@
-//! Whole hot-desk calls replayed on virtual time (`hotdesk::replay`), with a directory double
+//! Whole hot-desk calls replayed on virtual time (`hotdesk_qa::replay`), with a directory double
 //! that knows one user; the real directory has its own tests.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotdesk::dsp::g711::{Law, ulaw_to_linear};
-use hotdesk::ivr::executor::{BoxFuture, FlowServices};
-use hotdesk::ivr::{FlowContext, FlowSettings, FlowSpec, hotdesk as flows};
-use hotdesk::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
-use hotdesk::prompts::loader::PromptCache;
-use hotdesk::replay::{self, CallerMedia, Entry, ReplaySpec};
-use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec};
-use hotdesk::rtp::pcap::CapturedRtp;
+use hotdesk_core::dsp::g711::{Law, ulaw_to_linear};
+use hotdesk_core::ivr::executor::{BoxFuture, FlowServices};
+use hotdesk_core::ivr::{FlowContext, FlowSettings, FlowSpec, hotdesk as flows};
+use hotdesk_core::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_qa::dtmf_stream::{self, DtmfMode, DtmfStreamSpec};
+use hotdesk_qa::pcap::CapturedRtp;
+use hotdesk_qa::replay::{self, CallerMedia, Entry, ReplaySpec};
 use secrecy::ExposeSecret;
 
 /// User 1001 with PIN 4321; remembers what it was asked (never the PIN itself).
@@ -72,6 +72,7 @@ fn spec(flow: &'static FlowSpec, user: Option<&str>) -> ReplaySpec {
             },
         },
         language: "en".into(),
+        max_call: Duration::from_secs(120),
     }
 }
 

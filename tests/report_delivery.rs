@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hotdesk::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 use hotdesk::report::{Delivery, Report, SignatureScheme, sign, sign_v1};
+use hotdesk_store::directory::{Directory, LockoutPolicy, LoginAttempt, Pepper, Via};
 
 mod common;
 use secrecy::SecretString;

@@ -3,7 +3,7 @@
 //! the sans-IO core through `webrtc-util`); this holds the two to one wire format.
 
 use bytes::Bytes;
-use hotdesk::rtp::packet::{self, Extension, Header, Packet};
+use hotdesk_core::rtp::packet::{self, Extension, Header, Packet};
 use proptest::prelude::*;
 use webrtc_util::marshal::{Marshal, Unmarshal};
 

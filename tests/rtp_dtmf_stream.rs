@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{MergeTimeline, sample_time};
-use hotdesk::dsp::dtmf::{self, DtmfDetector, DtmfParams};
-use hotdesk::dsp::g711::Law;
-use hotdesk::media::{DigitSource, MergedDigit};
-use hotdesk::rtp::dtmf_stream::{
+use hotdesk_core::dsp::dtmf::{self, DtmfDetector, DtmfParams};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::media::{DigitSource, MergedDigit};
+use hotdesk_core::rtp::packet;
+use hotdesk_core::rtp::telephone_event::{EventDigit, EventEnd, TelephoneEvent};
+use hotdesk_qa::capture::capture_digits;
+use hotdesk_qa::dtmf_stream::{
     self, DtmfMode, DtmfStream, DtmfStreamError, DtmfStreamSpec, PTIME, SAMPLES_PER_FRAME,
     audio_payload_type, write_dtmf_pcap,
 };
-use hotdesk::rtp::pcap::{self, CapturedRtp, MAX_UDP_PAYLOAD, PcapWriteError, PcapWriter};
-use hotdesk::rtp::telephone_event::{EventDigit, EventEnd, TelephoneEvent};
-use hotdesk::rtp::{capture_digits, packet};
+use hotdesk_qa::pcap::{self, CapturedRtp, MAX_UDP_PAYLOAD, PcapWriteError, PcapWriter};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const ALL_KEYS: &str = "123A456B789C*0#D";

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotdesk::rtp::packet::{self, PacketError};
-use hotdesk::rtp::session::{ReceiverConfig, RtpReceiver, RtpSender, SenderConfig};
+use hotdesk_core::rtp::packet::{self, PacketError};
+use hotdesk_core::rtp::session::{ReceiverConfig, RtpReceiver, RtpSender, SenderConfig};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

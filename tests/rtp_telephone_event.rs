@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hotdesk::rtp::pcap;
-use hotdesk::rtp::telephone_event::{
+use hotdesk_core::rtp::telephone_event::{
     EventDigit, EventEnd, ReceiverConfig, ReceiverOutput, SenderConfig, TelephoneEvent,
     TelephoneEventError, TelephoneEventReceiver, TelephoneEventSender, digit_event, event_digit,
 };
+use hotdesk_qa::pcap;
 use proptest::prelude::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -482,7 +482,7 @@ fn capture(name: &str) -> Vec<pcap::CapturedRtp> {
 }
 
 fn digits_of(packets: &[pcap::CapturedRtp]) -> Vec<EventDigit> {
-    hotdesk::rtp::capture_digits(Instant::now(), packets, Some(101), 8000).unwrap()
+    hotdesk_qa::capture::capture_digits(Instant::now(), packets, Some(101), 8000).unwrap()
 }
 
 #[test]
@@ -648,7 +648,7 @@ proptest! {
             data[at % n] = v;
         }
         if let Ok(cap) = pcap::read(&data) {
-            let _ = hotdesk::rtp::capture_digits(Instant::now(), &cap.rtp(), None, 8000);
+            let _ = hotdesk_qa::capture::capture_digits(Instant::now(), &cap.rtp(), None, 8000);
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use hotdesk::sip::sdp::{self, Codec, Direction, Local, SdpError};
+use hotdesk_core::sip::sdp::{self, Codec, Direction, Local, SdpError};
 
 fn offer(name: &str) -> sdp::Offer {
     let text = std::fs::read_to_string(Path::new("fixtures/sdp").join(name)).expect("fixture");
@@ -209,7 +209,7 @@ mod never_panics {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
         fn arbitrary_text(text in ".{0,400}") {
-            let _ = hotdesk::sip::sdp::parse(&text);
+            let _ = hotdesk_core::sip::sdp::parse(&text);
         }
 
         #[test]
@@ -219,8 +219,8 @@ mod never_panics {
             let at = (cut % (text.len() + 1)).min(text.len());
             let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
             text.insert_str(at, &insert);
-            if let Ok(offer) = hotdesk::sip::sdp::parse(&text) {
-                let _ = hotdesk::sip::sdp::negotiate(&offer.audio, &[hotdesk::sip::sdp::Codec::Pcmu]);
+            if let Ok(offer) = hotdesk_core::sip::sdp::parse(&text) {
+                let _ = hotdesk_core::sip::sdp::negotiate(&offer.audio, &[hotdesk_core::sip::sdp::Codec::Pcmu]);
             }
         }
     }

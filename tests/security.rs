@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::http::{Api, WebhookReceiver};
 use common::peers::{self, ChildGuard, Hotdesk, Ports, ServerOptions};
-use hotdesk::dsp::g711::Law;
-use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec};
-use hotdesk::rtp::packet;
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::rtp::packet;
+use hotdesk_qa::dtmf_stream::{self, DtmfMode, DtmfStreamSpec};
 use serde_json::Value;
 
 const PEPPER: &str = "8f1c2a3b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";

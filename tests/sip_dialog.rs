@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use hotdesk::sip::dialog::{Dialog, DialogError, DialogId, DialogState, InDialog};
-use hotdesk::sip::message::{Method, NameAddr, Request, Response, SipMessage, parse};
+use hotdesk_core::sip::dialog::{Dialog, DialogError, DialogId, DialogState, InDialog};
+use hotdesk_core::sip::message::{Method, NameAddr, Request, Response, SipMessage, parse};
 use proptest::prelude::*;
 
 const LOCAL_TAG: &str = "hd-local-1";
@@ -508,7 +508,7 @@ fn uac_dialog_from_invite_and_record_routed_200() {
     assert_eq!(d.next_hop(), "sip:core.example.net;lr");
     assert_eq!(d.state(), DialogState::Terminated);
     // The 200 to our BYE still matches and keeps it terminated.
-    let bye_ok = hotdesk::sip::message::response_to(&bye, 200, "OK");
+    let bye_ok = hotdesk_core::sip::message::response_to(&bye, 200, "OK");
     assert_eq!(d.handle_response(&bye_ok), Ok(()));
     assert_eq!(d.state(), DialogState::Terminated);
 }
@@ -618,7 +618,7 @@ fn reinvite_we_send_counts_cseq_and_its_ack_reuses_it() {
     assert_eq!(info.headers.get("Contact"), None);
 
     // The peer's 200 to our re-INVITE (a target refresh) moves its target.
-    let mut ok = hotdesk::sip::message::response_to(&reinvite, 200, "OK");
+    let mut ok = hotdesk_core::sip::message::response_to(&reinvite, 200, "OK");
     ok.headers.push("Contact", "<sip:5401@10.9.9.9:5062>");
     d.handle_response(&ok).unwrap();
     assert_eq!(d.remote_target(), "sip:5401@10.9.9.9:5062");
@@ -638,7 +638,7 @@ fn in_dialog_481_or_408_ends_the_dialog() {
     for code in [481, 408] {
         let mut d = baresip_dialog();
         let info = d.request(Method::Info, SENT_BY, None).unwrap();
-        let r = hotdesk::sip::message::response_to(&info, code, "x");
+        let r = hotdesk_core::sip::message::response_to(&info, code, "x");
         d.handle_response(&r).unwrap();
         assert_eq!(d.state(), DialogState::Terminated, "{code}");
     }

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hotdesk::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
-use hotdesk::sip::message::{self, Method, Response, SipMessage, new_tag, response_to};
-use hotdesk::sip::transaction::{Timers, TransactionEvent};
+use hotdesk_core::sip::endpoint::{CapacityError, Endpoint, EndpointEvent, EndpointSettings};
+use hotdesk_core::sip::message::{self, Method, Response, SipMessage, new_tag, response_to};
+use hotdesk_core::sip::transaction::{Timers, TransactionEvent};
 
 const PHONE: &str = "127.0.0.1:5070";
 const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

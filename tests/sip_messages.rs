@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hotdesk::sip::message::{
+use hotdesk_core::sip::message::{
     Method, ParseError, Request, Response, SipMessage, bad_request, parse, response_to,
 };
 use proptest::prelude::*;

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotdesk::sip::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
-use hotdesk::sip::message::{self, Method, ParseError, Request, Response, SipMessage};
-use hotdesk::sip::transaction::Timers;
+use hotdesk_core::sip::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
+use hotdesk_core::sip::message::{self, Method, ParseError, Request, Response, SipMessage};
+use hotdesk_core::sip::transaction::Timers;
 
 /// Where the datagrams come from: a trusted source, so INVITEs reach the number lookup.
 const PEER: &str = "192.0.2.1:5060";
@@ -247,7 +247,7 @@ impl Run {
 fn assert_allow(r: &Response) {
     assert_eq!(
         r.headers.get("Allow"),
-        Some(hotdesk::sip::endpoint::ALLOW),
+        Some(hotdesk_core::sip::endpoint::ALLOW),
         "{r:?}"
     );
 }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hotdesk::sip::message::{Method, Request, Response, SipMessage, parse, response_to};
-use hotdesk::sip::transaction::{
+use hotdesk_core::sip::message::{Method, Request, Response, SipMessage, parse, response_to};
+use hotdesk_core::sip::transaction::{
     ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Incoming,
     ResponseMatch, ServerInvite, ServerInviteState, ServerNonInvite, ServerNonInviteState, Side,
     Timers, TransactionError, TransactionEvent, TransactionKey, TransactionLayer,

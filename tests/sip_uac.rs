@@ -1,4 +1,4 @@
-//! The callback call's INVITE client (`hotdesk::sip::uac::Outbound`) on virtual time: answer,
+//! The callback call's INVITE client (`hotdesk_core::sip::uac::Outbound`) on virtual time: answer,
 //! busy, failures, digest challenges (RFC 3261 §22 with the RFC 2617 / RFC 7616 examples),
 //! the ring timeout's CANCEL and the §9.1 rules around it, and timer B. Every response the
 //! phone side sends goes through the real serialiser and parser first, and the flows that
@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotdesk::sip::dialog::DialogState;
-use hotdesk::sip::message::{self, Method, Request, Response, SipMessage, response_to};
-use hotdesk::sip::sdp::{self, Codec, TelephoneEvent};
-use hotdesk::sip::transaction::{
+use hotdesk_core::sip::dialog::DialogState;
+use hotdesk_core::sip::message::{self, Method, Request, Response, SipMessage, response_to};
+use hotdesk_core::sip::sdp::{self, Codec, TelephoneEvent};
+use hotdesk_core::sip::transaction::{
     ResponseMatch, Timers, TransactionEvent, TransactionKey, TransactionLayer,
 };
-use hotdesk::sip::uac::{
+use hotdesk_core::sip::uac::{
     AuthError, Credentials, Outbound, OutboundEvent, OutboundSettings, SettingsError, authorization,
 };
 use rand::SeedableRng;

@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hotdesk::directory::{
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_qa::dtmf_stream::{self, DtmfMode, DtmfStreamSpec, SAMPLES_PER_FRAME};
+use hotdesk_store::directory::{
     Directory, LockoutPolicy, LoginAttempt, LoginOutcome, Pepper, Via, hash_pin, verify_pin,
 };
-use hotdesk::dsp::g711::Law;
-use hotdesk::rtp::dtmf_stream::{self, DtmfMode, DtmfStreamSpec, SAMPLES_PER_FRAME};
 use secrecy::SecretString;
 
 #[derive(Parser)]

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use hotdesk::api::{self, Activations, ApiState};
 use hotdesk::config::Config;
-use hotdesk::directory::{Directory, LockoutPolicy, Pepper};
+use hotdesk_store::directory::{Directory, LockoutPolicy, Pepper};
 use hotdesk::metrics::Metrics;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;

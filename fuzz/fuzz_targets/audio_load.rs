@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let label = ["in.wav", "in.flac", "in.ogg", "in.mp3", "in"][usize::from(which) % 5];
     let result =
-        std::panic::catch_unwind(|| hotdesk::audio::load_bytes(Path::new(label), bytes.to_vec()));
+        std::panic::catch_unwind(|| hotdesk_core::audio::load_bytes(Path::new(label), bytes.to_vec()));
     match result {
         Ok(Ok(audio)) => assert!(!audio.samples.is_empty(), "audio with no samples"),
         Ok(Err(_)) => {}

@@ -3,7 +3,7 @@
 //! however the stream is cut into chunks (the first two bytes pick a chunk size).
 #![no_main]
 
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
+use hotdesk_core::dsp::dtmf::{DtmfDetector, DtmfEvent, DtmfParams};
 use libfuzzer_sys::fuzz_target;
 
 fn events(samples: &[i16], chunk: usize) -> Vec<DtmfEvent> {

@@ -10,10 +10,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use hotdesk::config::DtmfMode;
-use hotdesk::media::session::{MediaEvent, MediaSession, MediaSettings};
-use hotdesk::rtp::source::MediaScope;
-use hotdesk::prompts::{PromptCache, ids};
-use hotdesk::sip::sdp::{self, Codec};
+use hotdesk_core::media::session::{MediaEvent, MediaSession, MediaSettings};
+use hotdesk_core::rtp::source::MediaScope;
+use hotdesk_core::prompts::{PromptCache, ids};
+use hotdesk_core::sip::sdp::{self, Codec};
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 

@@ -2,7 +2,7 @@
 //! answer that our own parser accepts with the codec we chose.
 #![no_main]
 
-use hotdesk::sip::sdp::{self, Codec, Local};
+use hotdesk_core::sip::sdp::{self, Codec, Local};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 //! What the SIP fuzz targets share.
 
-use hotdesk::sip::message::{ParseError, SipMessage, parse};
+use hotdesk_core::sip::message::{ParseError, SipMessage, parse};
 
 /// What we send must parse, except that a refusal copies the request's Via, From, To,
 /// Call-ID and CSeq as RFC 3261 §8.2.6.2 requires, and one of those may be the very header

@@ -9,9 +9,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hotdesk::sip::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
-use hotdesk::sip::message::{parse, response_to};
-use hotdesk::sip::transaction::Timers;
+use hotdesk_core::sip::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
+use hotdesk_core::sip::message::{parse, response_to};
+use hotdesk_core::sip::transaction::Timers;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "sip_common.rs"]

@@ -3,7 +3,7 @@
 //! response it can parse itself.
 #![no_main]
 
-use hotdesk::sip::message::{SipMessage, bad_request, parse};
+use hotdesk_core::sip::message::{SipMessage, bad_request, parse};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "sip_common.rs"]

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, Segment, extension, json_rejection};
-use crate::call::FlowStart;
-use crate::ivr::{Decision, FlowContext, hotdesk};
 use crate::server::{CallControl, CallUpdate, Originate, OriginateError};
+use hotdesk_core::call::FlowStart;
+use hotdesk_core::ivr::{Decision, FlowContext, hotdesk};
 
 /// Activations kept for `GET` (the oldest are forgotten past this).
 const KEEP: usize = 10_000;

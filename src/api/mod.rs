@@ -29,10 +29,10 @@ pub use activations::{Activation, ActivationState, Activations};
 pub use serve::{ServeLimits, serve};
 
 use crate::config::Validated;
-use crate::directory::{Directory, Via};
-use crate::identity::{Extension, SourceKey};
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
+use hotdesk_core::identity::{Extension, SourceKey};
+use hotdesk_store::directory::{Directory, Via};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -80,8 +80,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::directory::DirectoryError> for ApiError {
-    fn from(e: crate::directory::DirectoryError) -> ApiError {
+impl From<hotdesk_store::directory::DirectoryError> for ApiError {
+    fn from(e: hotdesk_store::directory::DirectoryError) -> ApiError {
         if e.is_bad_input() {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
         } else {
@@ -258,7 +258,10 @@ async fn release(
 
 /// Every lock in force: accounts, desks and blocked sources, with when each ends.
 async fn lockouts(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let locks = state.directory.lockouts_at(crate::directory::now()).await?;
+    let locks = state
+        .directory
+        .lockouts_at(hotdesk_store::directory::now())
+        .await?;
     Ok(axum::Json(locks).into_response())
 }
 

@@ -19,7 +19,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::directory::{Directory, DirectoryError, Pending, now, to_ms};
+use hotdesk_store::directory::{Directory, DirectoryError, Pending, now, to_ms};
 
 use super::SignatureScheme;
 

@@ -13,8 +13,8 @@ pub mod delivery;
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 
-pub use crate::model::{Event, Report, Via, format_time, rfc3339_millis};
 pub use delivery::{Delivery, DeliveryError, install_crypto_provider, spawn};
+pub use hotdesk_core::model::{Event, Report, Via, format_time, rfc3339_millis};
 
 /// How reports are signed (`report.signature`).
 ///

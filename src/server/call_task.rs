@@ -8,15 +8,15 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::{ToCall, ToEndpoint, sleep_until};
-use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
-use crate::ivr::Decision;
-use crate::ivr::executor::{self, FlowServices};
-use crate::media::DigitSource;
 use crate::metrics::Metrics;
-use crate::model::Query;
-use crate::prompts::loader::PromptCache;
-use crate::sip::message::Method;
-use crate::sip::uac::{Answered, Outbound, OutboundEvent};
+use hotdesk_core::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
+use hotdesk_core::ivr::Decision;
+use hotdesk_core::ivr::executor::{self, FlowServices};
+use hotdesk_core::media::DigitSource;
+use hotdesk_core::model::Query;
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_core::sip::message::Method;
+use hotdesk_core::sip::uac::{Answered, Outbound, OutboundEvent};
 
 /// Progress of a call placed with [`super::ServerHandle::originate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +273,7 @@ impl CallTask {
                 let response = match &mut self.phase {
                     Phase::Up { call, .. } => call.handle_request(now, &request),
                     // Nothing is established yet (or any more) for a request to belong to.
-                    _ => crate::sip::message::response_to(
+                    _ => hotdesk_core::sip::message::response_to(
                         &request,
                         481,
                         "Call/Transaction Does Not Exist",

@@ -30,23 +30,23 @@ use call_task::TaskLinks;
 pub use call_task::{CallControl, CallUpdate};
 pub use ports::RtpPorts;
 
-use crate::call::{AcceptError, Call, CallSettings, FlowStart};
 use crate::config::Validated;
-use crate::identity::SourceKey;
-use crate::ivr::executor::{FlowServices, NoDirectory};
-use crate::ivr::{FlowContext, FlowSpec};
-use crate::media::session::MediaSettings;
 use crate::metrics::Metrics;
-use crate::model::Answer;
-use crate::prompts::PromptError;
-use crate::prompts::loader::PromptCache;
-use crate::sip::endpoint::{
+use call_task::CallTask;
+use hotdesk_core::call::{AcceptError, Call, CallSettings, FlowStart};
+use hotdesk_core::identity::SourceKey;
+use hotdesk_core::ivr::executor::{FlowServices, NoDirectory};
+use hotdesk_core::ivr::{FlowContext, FlowSpec};
+use hotdesk_core::media::session::MediaSettings;
+use hotdesk_core::model::Answer;
+use hotdesk_core::prompts::PromptError;
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_core::sip::endpoint::{
     CapacityError, Endpoint, EndpointEvent, EndpointSettings, EndpointStats,
 };
-use crate::sip::message::{Request, Response, new_tag, response_to};
-use crate::sip::transaction::{Timers, TransactionEvent, TransactionKey};
-use crate::sip::uac::{Credentials, Outbound, OutboundSettings, SettingsError};
-use call_task::CallTask;
+use hotdesk_core::sip::message::{Request, Response, new_tag, response_to};
+use hotdesk_core::sip::transaction::{Timers, TransactionEvent, TransactionKey};
+use hotdesk_core::sip::uac::{Credentials, Outbound, OutboundSettings, SettingsError};
 
 /// The product name and version, for `Server` and `User-Agent` headers.
 pub const AGENT: &str = concat!("hotdesk/", env!("CARGO_PKG_VERSION"));

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hotdesk::dsp::dtmf::DtmfEvent;
-use hotdesk::media::{DtmfMerger, MergeConfig, MergedDigit};
+use hotdesk_core::dsp::dtmf::DtmfEvent;
+use hotdesk_core::media::{DtmfMerger, MergeConfig, MergedDigit};
 
 pub mod http;
 pub mod peers;

@@ -158,7 +158,6 @@ pub enum AuthError {
 /// What the callback has come to. The last event is always exactly one of `Answered`, `Busy`,
 /// `NoAnswer`, `Cancelled` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum OutboundEvent {
     /// `100 Trying` (reported once): the PBX has the INVITE.
     Trying,

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use super::packet::{self, Packet};
+use hotdesk_core::rtp::packet::{self, Packet};
 
 /// Why a capture cannot be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -63,10 +63,9 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::config::{Config, SecurityConfig};
-use crate::identity::{Extension, SourceKey};
-use crate::model::{Event, Report};
-pub use crate::model::{LoginAttempt, LoginOutcome, Via};
+use hotdesk_core::identity::{Extension, SourceKey};
+use hotdesk_core::model::{Event, Report};
+pub use hotdesk_core::model::{LoginAttempt, LoginOutcome, Via};
 
 pub use pin::{
     MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, PinPolicy, dummy_hash, hash_pin, pepper_path,
@@ -102,19 +101,6 @@ impl LockoutPolicy {
     /// limit, so one person mistyping does not lock a shared phone.
     pub const DEFAULT_DEVICE_FAILURES: u32 = 10;
 
-    /// The policy of a configuration's `[security]` table.
-    pub fn from_config(security: &SecurityConfig) -> LockoutPolicy {
-        LockoutPolicy {
-            failures: security.lockout_failures,
-            window: Duration::from_secs(security.lockout_window_s),
-            lock: Duration::from_secs(security.lockout_s),
-            device_failures: Self::DEFAULT_DEVICE_FAILURES,
-            source_failures: security.source_failures,
-            source_window: Duration::from_secs(security.source_window_s),
-            source_block: Duration::from_secs(security.source_block_s),
-        }
-    }
-
     fn validate(&self) -> Result<(), DirectoryError> {
         if self.failures == 0
             || self.device_failures == 0
@@ -136,8 +122,19 @@ impl LockoutPolicy {
 }
 
 impl Default for LockoutPolicy {
+    /// Five failures in 15 minutes lock an account for 15 minutes; ten lock a desk; twenty from
+    /// one source in 15 minutes block it for 15 minutes (the configuration's defaults, checked
+    /// against them by a test of the server's config).
     fn default() -> Self {
-        LockoutPolicy::from_config(&SecurityConfig::default())
+        LockoutPolicy {
+            failures: 5,
+            window: Duration::from_secs(900),
+            lock: Duration::from_secs(900),
+            device_failures: Self::DEFAULT_DEVICE_FAILURES,
+            source_failures: 20,
+            source_window: Duration::from_secs(900),
+            source_block: Duration::from_secs(900),
+        }
     }
 }
 
@@ -149,7 +146,7 @@ pub struct Login {
     /// The user logged in there.
     pub user: String,
     /// Since when (RFC 3339 UTC millis).
-    #[serde(with = "crate::model::rfc3339_millis")]
+    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
     pub since: OffsetDateTime,
     /// How they logged in.
     pub via: Via,
@@ -354,13 +351,13 @@ pub struct Lock {
     /// The extension, or the source key.
     pub subject: String,
     /// When it ends.
-    #[serde(with = "crate::model::rfc3339_millis")]
+    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
     pub until: OffsetDateTime,
 }
 
 /// An undelivered report at the head of its device's queue, for the delivery task.
 #[derive(Debug, Clone)]
-pub(crate) struct Pending {
+pub struct Pending {
     pub seq: i64,
     pub report: Report,
     pub attempts: u32,
@@ -483,26 +480,6 @@ impl Directory {
                 ),
             }),
         })
-    }
-
-    /// Opens the store of a configuration: `store.url`, the pepper from `HOTDESK_PIN_PEPPER`
-    /// (looked up with `env`) or the pepper file, and the `[security]` lockout policy.
-    pub async fn from_config(
-        config: &Config,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Directory, DirectoryError> {
-        let pepper = Pepper::resolve(&config.store.url, env(PEPPER_ENV).as_deref())?;
-        let pin_policy = PinPolicy {
-            min_digits: config.security.pin_min_digits,
-            refuse_weak: config.security.pin_refuse_weak,
-        };
-        Directory::open_with(
-            &config.store.url,
-            pepper,
-            LockoutPolicy::from_config(&config.security),
-            pin_policy,
-        )
-        .await
     }
 
     /// The lockout policy in force.
@@ -1054,7 +1031,7 @@ impl Directory {
     }
 
     /// The oldest undelivered report of every device, oldest first.
-    pub(crate) async fn outbox_heads(&self) -> Result<Vec<Pending>, DirectoryError> {
+    pub async fn outbox_heads(&self) -> Result<Vec<Pending>, DirectoryError> {
         let rows: Vec<ReportRow> = sqlx::query_as(concat!(
             "SELECT ",
             report_columns!(),
@@ -1067,7 +1044,7 @@ impl Directory {
     }
 
     /// Marks a report delivered (acknowledged with a 2xx).
-    pub(crate) async fn mark_delivered(&self, seq: i64, at_ms: i64) -> Result<(), DirectoryError> {
+    pub async fn mark_delivered(&self, seq: i64, at_ms: i64) -> Result<(), DirectoryError> {
         sqlx::query("UPDATE reports SET delivered_ms = $2, last_error = NULL WHERE seq = $1")
             .bind(seq)
             .bind(at_ms)
@@ -1077,7 +1054,7 @@ impl Directory {
     }
 
     /// Records a failed delivery attempt and when to try again.
-    pub(crate) async fn mark_failed(
+    pub async fn mark_failed(
         &self,
         seq: i64,
         attempts: u32,
@@ -1098,7 +1075,7 @@ impl Directory {
     }
 
     /// Woken whenever a report is committed.
-    pub(crate) fn outbox_notify(&self) -> &Notify {
+    pub fn outbox_notify(&self) -> &Notify {
         &self.inner.outbox
     }
 
@@ -1425,11 +1402,11 @@ fn why_unwritable(path: &Path) -> String {
     }
 }
 
-pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+pub fn to_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+pub fn from_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

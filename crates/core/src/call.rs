@@ -104,7 +104,6 @@ pub enum SipOut {
 
 /// What happened in the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum CallEvent {
     /// A key, once, with the path that carried it.
     Digit {

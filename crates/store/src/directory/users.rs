@@ -7,8 +7,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Directory, DirectoryError, NewReport, Via, from_ms, insert_report, now, to_ms};
-use crate::identity::Extension;
-use crate::model::Event;
+use hotdesk_core::identity::Extension;
+use hotdesk_core::model::Event;
 
 /// Longest display name, in characters.
 const MAX_NAME: usize = 100;
@@ -25,7 +25,7 @@ pub struct User {
     /// False until a PIN is set: such a user cannot log in.
     pub has_pin: bool,
     /// When the user was added.
-    #[serde(with = "crate::model::rfc3339_millis")]
+    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
     pub created: OffsetDateTime,
 }
 

@@ -13,7 +13,7 @@
 //!   packet lands on every frame from key-down to 40 ms after key-up (so gaps and the tail must
 //!   be at least [`END_PACKETS_SPAN`]). Those frames carry no audio, as gateways that convert
 //!   tones to events (Asterisk) send it: exactly one packet per frame, the audio G.711 silence.
-//! - [`DtmfMode::Inband`]: the tones synthesised by [`crate::dsp::tone`] at the given level per
+//! - [`DtmfMode::Inband`]: the tones synthesised by [`hotdesk_core::dsp::tone`] at the given level per
 //!   tone, with start phases from the seed, G.711-encoded; no events.
 //! - [`DtmfMode::Both`]: every frame carries audio with the tones, and the events ride alongside
 //!   (a phone whose tones leak into the audio, `dtmf-conformance.md` §6 D1).
@@ -27,11 +27,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::packet::{self, Packet, PacketError};
-use super::pcap::{PcapWriteError, PcapWriter};
-use super::telephone_event::{self, SenderConfig, TelephoneEventError, TelephoneEventSender};
-use crate::dsp::g711::Law;
-use crate::dsp::tone::{Burst, Signal};
+use crate::pcap::{PcapWriteError, PcapWriter};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::dsp::tone::{Burst, Signal};
+use hotdesk_core::rtp::packet::{self, Packet, PacketError};
+use hotdesk_core::rtp::telephone_event::{
+    self, SenderConfig, TelephoneEventError, TelephoneEventSender,
+};
 
 /// Packet interval: sipp replays at the capture times, and 20 ms is the G.711 default
 /// (RFC 3551 §4.5).

@@ -136,7 +136,6 @@ pub struct LoginAttempt {
 
 /// What the store says to a [`LoginAttempt`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum LoginOutcome {
     /// Logged in.
     Accepted {

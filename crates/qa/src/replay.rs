@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
-use crate::dsp::g711::linear_to_ulaw;
-use crate::ivr::executor::{self, FlowServices};
-use crate::ivr::{FlowContext, FlowSpec};
-use crate::media::DtmfMode;
-use crate::media::session::MediaSettings;
-use crate::prompts::loader::PromptCache;
-use crate::rtp::packet;
-use crate::rtp::pcap::CapturedRtp;
-use crate::sim::{self, CallDrive};
-use crate::sip::message::{self, Request, SipMessage};
-use crate::sip::sdp::Codec;
+use crate::pcap::CapturedRtp;
+use hotdesk_core::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
+use hotdesk_core::dsp::g711::linear_to_ulaw;
+use hotdesk_core::ivr::executor::{self, FlowServices};
+use hotdesk_core::ivr::{FlowContext, FlowSpec};
+use hotdesk_core::media::DtmfMode;
+use hotdesk_core::media::session::MediaSettings;
+use hotdesk_core::prompts::loader::PromptCache;
+use hotdesk_core::rtp::packet;
+use hotdesk_core::sim::{self, CallDrive};
+use hotdesk_core::sip::message::{self, Request, SipMessage};
+use hotdesk_core::sip::sdp::Codec;
 
 /// Longest a replayed call may run past the end of the recording (the flow's timers end it
 /// well before: three silent prompts and goodbye).
@@ -50,6 +50,8 @@ pub struct ReplaySpec {
     pub ctx: FlowContext,
     /// Prompt language.
     pub language: String,
+    /// `ivr.max_call_s` of the configuration.
+    pub max_call: Duration,
 }
 
 /// One line of the transcript.
@@ -155,7 +157,7 @@ pub async fn run(
         &invite,
         caller,
         flow,
-        settings(&spec.language),
+        settings(&spec.language, spec.max_call),
         prompts,
         &mut rand::rng(),
     )
@@ -259,7 +261,7 @@ impl Log {
     }
 }
 
-fn settings(language: &str) -> CallSettings {
+fn settings(language: &str, max_call: Duration) -> CallSettings {
     CallSettings {
         // Offline: a recording's gaps are no reason to stop, and nothing is sent anywhere.
         media: MediaSettings {
@@ -271,7 +273,7 @@ fn settings(language: &str) -> CallSettings {
             "::/0".parse().expect("literal"),
         ]),
         ack_timeout: Duration::from_secs(8),
-        max_duration: Duration::from_secs(crate::config::IvrConfig::default().max_call_s),
+        max_duration: max_call,
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         language: language.into(),
         rtp: SERVER_RTP.parse().expect("literal"),
@@ -386,7 +388,7 @@ pub struct FileReplay {
     /// `HOTDESK_PIN_PEPPER`, if set.
     pub pepper_env: Option<String>,
     /// `[security]` of the configuration.
-    pub policy: crate::directory::LockoutPolicy,
+    pub policy: hotdesk_store::directory::LockoutPolicy,
 }
 
 /// What `hotdesk replay` prints.
@@ -398,7 +400,7 @@ pub struct FileReplayOutput {
     #[serde(flatten)]
     pub transcript: Transcript,
     /// The reports the call would have sent, as the webhook bodies.
-    pub reports: Vec<crate::report::Report>,
+    pub reports: Vec<hotdesk_core::model::Report>,
 }
 
 /// Why a file replay could not run.
@@ -415,7 +417,7 @@ pub enum FileReplayError {
     },
     /// The directory could not be copied or opened.
     #[error(transparent)]
-    Directory(#[from] crate::directory::DirectoryError),
+    Directory(#[from] hotdesk_store::directory::DirectoryError),
     /// The directory file could not be copied.
     #[error("copying the directory {path}: {reason}")]
     Copy {
@@ -429,7 +431,7 @@ pub enum FileReplayError {
     Replay(#[from] ReplayError),
     /// The prompts could not be loaded.
     #[error(transparent)]
-    Prompts(#[from] crate::prompts::PromptError),
+    Prompts(#[from] hotdesk_core::prompts::PromptError),
 }
 
 /// Reads the caller's file: a pcap (by its magic number) or audio.
@@ -447,7 +449,7 @@ pub fn read_caller(path: &std::path::Path) -> Result<CallerMedia, FileReplayErro
         [0x0A, 0x0D, 0x0D, 0x0A],
     ];
     if bytes.len() >= 4 && pcap_magic.iter().any(|m| bytes[..4] == m[..]) {
-        let capture = crate::rtp::pcap::read(&bytes).map_err(|e| failed(e.to_string()))?;
+        let capture = crate::pcap::read(&bytes).map_err(|e| failed(e.to_string()))?;
         let packets = capture.rtp();
         // One stream: the first packet's SSRC.
         let Some(ssrc) = packets.first().map(|p| p.packet.header.ssrc) else {
@@ -460,7 +462,7 @@ pub fn read_caller(path: &std::path::Path) -> Result<CallerMedia, FileReplayErro
                 .collect(),
         ))
     } else {
-        let audio = crate::audio::load(path).map_err(|e| failed(e.to_string()))?;
+        let audio = hotdesk_core::audio::load(path).map_err(|e| failed(e.to_string()))?;
         Ok(CallerMedia::Audio(audio.samples))
     }
 }
@@ -471,7 +473,7 @@ pub async fn run_file(
     request: &FileReplay,
     prompts: Arc<PromptCache>,
 ) -> Result<FileReplayOutput, FileReplayError> {
-    use crate::directory::{Directory, Pepper, pepper_path};
+    use hotdesk_store::directory::{Directory, Pepper, pepper_path};
     let media = read_caller(&request.caller)?;
     // Removed when dropped, whichever way this function returns.
     let scratch = tempfile::Builder::new()
@@ -508,7 +510,7 @@ pub async fn run_file(
         .await?
         .last()
         .map(|r| r.id.clone());
-    let flows = crate::service::FlowDirectory::new(directory.clone(), Default::default());
+    let flows = directory.clone();
     let transcript = run(&request.spec, &media, prompts, &flows).await?;
     let reports = directory.events_after(before.as_deref(), u32::MAX).await?;
     directory.close().await;

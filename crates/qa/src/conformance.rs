@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::dsp::dtmf::{DtmfParams, detect, digits};
-use crate::dsp::g711::Law;
-use crate::dsp::tone::{ALL_KEYS, Burst, Signal};
+use hotdesk_core::dsp::dtmf::{DtmfParams, detect, digits};
+use hotdesk_core::dsp::g711::Law;
+use hotdesk_core::dsp::tone::{ALL_KEYS, Burst, Signal};
 
 /// How a case is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -668,7 +668,7 @@ fn prompt_echo(r: &mut Runner, speech: &[i16]) {
     let rms = (speech.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / speech.len() as f64)
         .sqrt()
         .max(1.0);
-    let gain = crate::dsp::tone::dbm0_to_rms(-28.0) / rms;
+    let gain = hotdesk_core::dsp::tone::dbm0_to_rms(-28.0) / rms;
     let echo: Vec<f64> = speech.iter().cycle().take(len).map(|&v| v as f64).collect();
     t.signal.mix(&echo, 0, gain);
     r.exact("dtmf_over_prompt_echo", Kind::Robustness, t);
@@ -685,7 +685,7 @@ pub fn music_proxy(seed: u64, seconds: f64) -> Vec<i16> {
         let len = s.random_range(1200..=6000) as usize;
         let notes = s.random_range(1..=3);
         let level = s.random_real(-22.0, -12.0);
-        let peak = crate::dsp::tone::dbm0_to_peak(level) / notes as f64;
+        let peak = hotdesk_core::dsp::tone::dbm0_to_peak(level) / notes as f64;
         for _ in 0..notes {
             let midi = s.random_range(55..=90) as f64;
             let f0 = 440.0 * 2f64.powf((midi - 69.0) / 12.0);

@@ -13,3 +13,16 @@ pub mod flow;
 pub mod hotdesk;
 
 pub use flow::{Ask, Decision, Flow, FlowAction, FlowContext, FlowSettings, FlowSpec};
+
+/// Every flow a call can run: a new flow is its file above and its line here.
+pub const FLOWS: &[&FlowSpec] = &[
+    &hotdesk::LOGIN,
+    &hotdesk::RELEASE,
+    &hotdesk::CALLBACK,
+    &dtmf_test::FLOW,
+];
+
+/// The flow named `name`.
+pub fn find(name: &str) -> Option<&'static FlowSpec> {
+    FLOWS.iter().copied().find(|f| f.name == name)
+}

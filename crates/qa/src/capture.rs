@@ -1,24 +1,6 @@
-//! RTP for the media server: packets (RFC 3550 §5.1, over the `rtp` crate), RFC 4733
-//! telephone-events (receiver and sender), the sans-IO media session (pacing, reordering, loss
-//! accounting), which source a call's RTP is taken from (strict RTP) and reading RTP out of
-//! packet captures.
-//!
-//! Everything here is sans-IO: datagrams and arrival instants go in, packets, digits and the next
-//! wake-up instant come out. No sockets, no clock reads.
+//! The RFC 4733 digits of a packet capture, for `hotdesk qa` and `hotdesk replay`.
 
-pub mod dtmf_stream;
-pub mod packet;
-pub mod pcap;
-pub mod session;
-pub mod source;
-pub mod telephone_event;
-
-pub use packet::{Packet, PacketError};
-pub use telephone_event::{
-    EventDigit, EventEnd, ReceiverOutput, TelephoneEvent, TelephoneEventError,
-    TelephoneEventReceiver, TelephoneEventSender,
-};
-
+use hotdesk_core::rtp::{EventDigit, ReceiverOutput, TelephoneEventError, TelephoneEventReceiver};
 use std::time::{Duration, Instant};
 
 /// The RFC 4733 digits of a capture: every RTP packet of `payload_type` (or, when `None`, of
@@ -27,7 +9,7 @@ use std::time::{Duration, Instant};
 /// Used by `hotdesk qa` and `hotdesk replay`.
 pub fn capture_digits(
     base: Instant,
-    packets: &[pcap::CapturedRtp],
+    packets: &[crate::pcap::CapturedRtp],
     payload_type: Option<u8>,
     clock_rate: u32,
 ) -> Result<Vec<EventDigit>, TelephoneEventError> {
@@ -50,7 +32,8 @@ pub fn capture_digits(
         let wanted = match payload_type {
             Some(want) => pt == want,
             None => {
-                (96..=127).contains(&pt) && p.packet.payload.len() >= telephone_event::PAYLOAD_LEN
+                (96..=127).contains(&pt)
+                    && p.packet.payload.len() >= hotdesk_core::rtp::telephone_event::PAYLOAD_LEN
             }
         };
         if !wanted {

@@ -8,7 +8,7 @@
 //! carried out by [`crate::ivr::executor::execute`] and hands the [`Answer`] back. So a flow
 //! never knows how users are stored, and one executor serves every driver.
 //!
-//! A new flow is one file with a [`FlowSpec`], plus its line in [`FLOWS`].
+//! A new flow is one file with a [`FlowSpec`], plus its line in [`super::FLOWS`].
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -154,17 +154,4 @@ pub struct FlowSpec {
     pub secret_keys: bool,
     /// Starts the flow on an answered call.
     pub start: fn(Instant, &FlowContext) -> Box<dyn Flow>,
-}
-
-/// Every flow a call can run.
-pub const FLOWS: &[&FlowSpec] = &[
-    &super::hotdesk::LOGIN,
-    &super::hotdesk::RELEASE,
-    &super::hotdesk::CALLBACK,
-    &super::dtmf_test::FLOW,
-];
-
-/// The flow named `name`.
-pub fn find(name: &str) -> Option<&'static FlowSpec> {
-    FLOWS.iter().copied().find(|f| f.name == name)
 }

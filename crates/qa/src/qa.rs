@@ -8,59 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{self, AudioError};
-use crate::dsp::dtmf::{DtmfParams, KeyPress, detect};
+use hotdesk_core::audio::{self, AudioError};
+use hotdesk_core::dsp::dtmf::{DtmfParams, KeyPress, detect};
 
-/// One `[[fixture]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fixture {
-    /// Path relative to the suite folder.
-    pub file: String,
-    /// The digits the file must decode to ("" for talk-off).
-    pub expect: String,
-    /// For material beyond the standards: how many expected digits may be missed (in order,
-    /// never an extra digit). Zero unless stated.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub max_missing: usize,
-    /// What kind of material it is.
-    pub kind: FixtureKind,
-    /// `flow` fixtures: which flow (`login`, `release`, `callback`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flow: Option<String>,
-    /// `flow` fixtures: the desk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// `flow` fixtures: the user a callback names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// `flow` fixtures: the outcome (`verified`, `failed`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    /// Where it comes from.
-    pub source: String,
-    /// Its licence.
-    pub licence: String,
-}
-
-fn is_zero(v: &usize) -> bool {
-    *v == 0
-}
-
-/// Kinds of fixture this runner understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FixtureKind {
-    /// In-band DTMF audio with a digit label.
-    Dtmf,
-    /// Speech, music or tones that must not produce a digit.
-    Talkoff,
-    /// A packet capture whose RFC 4733 telephone-events must decode to exactly `expect`.
-    Rtp,
-    /// A whole call's caller side, replayed through the IVR against the suite's `users.csv`:
-    /// the keys taken (PIN masked) must be `expect` and the decision `outcome`.
-    Flow,
-}
+pub use crate::fixture::{Fixture, FixtureKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,14 +151,14 @@ pub fn decode_file(path: &Path, params: &DtmfParams) -> Result<(Vec<KeyPress>, f
 /// type, 8 kHz event clock, one receiver per SSRC) and the seconds it spans.
 pub fn decode_capture(path: &Path) -> Result<(String, f64), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let capture = crate::rtp::pcap::read(&bytes).map_err(|e| e.to_string())?;
+    let capture = crate::pcap::read(&bytes).map_err(|e| e.to_string())?;
     let packets = capture.rtp();
     let seconds = match (packets.first(), packets.last()) {
         (Some(a), Some(b)) => b.time.saturating_sub(a.time).as_secs_f64(),
         _ => 0.0,
     };
     // The instant is only the origin of the capture's virtual clock.
-    let digits = crate::rtp::capture_digits(std::time::Instant::now(), &packets, None, 8000)
+    let digits = crate::capture::capture_digits(std::time::Instant::now(), &packets, None, 8000)
         .map_err(|e| e.to_string())?;
     Ok((digits.iter().map(|d| d.digit).collect(), seconds))
 }
