@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::config::Config;
 use hotdesk::conformance::{self, Channel, Material};
 use hotdesk::dsp::dtmf::{DtmfParams, KeyPress};
-use hotdesk::{audio, qa};
+use hotdesk::{audio, qa, realworld};
 use serde_json::json;
 
 /// hotdesk: IVR and DTMF voice-prompt engine for phone hot desking.
@@ -51,8 +51,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the synthesised DTMF conformance battery and print its table.
+    /// Run a synthesised DTMF battery (the Q.24 conformance battery, or the real-world
+    /// conditions) and print its table.
     Conformance {
+        /// Which battery.
+        #[arg(long, value_enum, default_value_t = Suite::Q24)]
+        suite: Suite,
         /// One JSON object per case per line.
         #[arg(long)]
         json: bool,
@@ -65,6 +69,9 @@ enum Command {
         /// Speech for the prompt-echo case (any audio file).
         #[arg(long, default_value = "fixtures/talkoff/proxy/espeak_en-us_m_p50.flac")]
         speech: PathBuf,
+        /// The fixtures folder the real-world suite takes its speech and G.729 material from.
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
     },
     /// Run a whole hot-desk call offline on virtual time, with a recording as the caller.
     Replay {
@@ -223,6 +230,15 @@ impl Profile {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum Suite {
+    /// The conformance battery of ITU-T Q.24 and the Mitel tests.
+    Q24,
+    /// The real-world conditions: noise, talk-down, clicks, sags, fast dialling, codec and
+    /// loss, off-nominal keys in noise, no-tone files.
+    Realworld,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum ChannelArg {
     Linear,
     Ulaw,
@@ -240,11 +256,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => Ok(detect(&files, json, &profile.params())),
         Command::Qa { dir, json } => qa_command(&dir, json),
         Command::Conformance {
+            suite: Suite::Q24,
             json,
             seed,
             channel,
             speech,
+            ..
         } => conformance_command(json, seed, channel, &speech),
+        Command::Conformance {
+            suite: Suite::Realworld,
+            json,
+            seed,
+            channel,
+            fixtures,
+            ..
+        } => realworld_command(json, seed, channel, &fixtures),
         Command::Replay {
             json,
             flow,
@@ -516,17 +542,51 @@ fn qa_command(dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+impl ChannelArg {
+    fn channel(self) -> Channel {
+        match self {
+            ChannelArg::Linear => Channel::Linear,
+            ChannelArg::Ulaw => Channel::Ulaw,
+            ChannelArg::Alaw => Channel::Alaw,
+        }
+    }
+}
+
+fn realworld_command(
+    json: bool,
+    seed: u64,
+    channel: ChannelArg,
+    fixtures: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let material = match realworld::Material::load(fixtures) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("hotdesk conformance: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let results = realworld::run(&DtmfParams::default(), channel.channel(), seed, &material);
+    if json {
+        for r in &results {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", realworld::render(&results));
+    }
+    Ok(if realworld::verdict(&results).0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn conformance_command(
     json: bool,
     seed: u64,
     channel: ChannelArg,
     speech: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let channel = match channel {
-        ChannelArg::Linear => Channel::Linear,
-        ChannelArg::Ulaw => Channel::Ulaw,
-        ChannelArg::Alaw => Channel::Alaw,
-    };
+    let channel = channel.channel();
     let speech = match audio::load(speech) {
         Ok(a) => Some(a.samples),
         Err(e) => {

@@ -43,7 +43,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn apply(self, audio: Vec<i16>) -> Vec<i16> {
+    /// The audio as it comes out of the channel.
+    pub fn apply(self, audio: Vec<i16>) -> Vec<i16> {
         match self {
             Channel::Linear => audio,
             Channel::Ulaw => Law::Ulaw.round_trip(&audio),

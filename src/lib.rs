@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod prompts;
 pub mod qa;
 mod qa_flow;
+pub mod realworld;
 pub mod replay;
 pub mod report;
 pub mod rtp;
