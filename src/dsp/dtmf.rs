@@ -89,6 +89,10 @@ const HARMONIC_MAX_Q: u32 = 6;
 const MAX_SECOND_HARMONIC: f32 = 0.316;
 /// Error of the frequency estimate at the S/N the receiver must work at, relative.
 const ESTIMATE_ALLOWANCE: f64 = 0.003;
+/// Candidate pre-test: least power of each tone in every hop of the window, relative to its
+/// mean over the window. Loose, because at 8 dB twist the strong tone leaks into the weak
+/// one's 5 ms bin by half the weak tone's amplitude, and noise moves a hop's bin by ±3 dB.
+const STEADY: f32 = 0.1;
 /// Candidate pre-test: each tone's window power over every other tone of its group.
 const CANDIDATE_PEAK_RATIO: f32 = 1.5;
 /// Validation: each tone's power over every other nominal frequency of its group, measured
@@ -512,11 +516,53 @@ fn hop_dft<const FMA: bool>(x: &[f32; HOP], basis: &HopBasis) -> HopDft {
     (out.0, out.1, sum.iter().sum(), sum_sq.iter().sum())
 }
 
-/// [`hop_dft`] compiled for AVX2 with FMA: one 256-bit multiply-add per tone pair and sample.
+/// [`hop_dft`] for AVX2 with FMA: the eight tones are one 256-bit register, and eight
+/// accumulators (real and imaginary parts of four interleaved partial sums) keep both FMA
+/// units busy without spilling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn hop_dft_avx2(x: &[f32; HOP], basis: &HopBasis) -> HopDft {
-    hop_dft::<true>(x, basis)
+    use std::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
+    };
+    // SAFETY: every load reads one whole `[f32; 8]` row of the basis or eight samples inside
+    // `x` (HOP is a multiple of 8); unaligned loads and stores have no alignment requirement.
+    unsafe {
+        let load = |row: &[f32; 8]| _mm256_loadu_ps(row.as_ptr());
+        let zero = _mm256_setzero_ps();
+        let (mut re, mut im) = ([zero; 4], [zero; 4]);
+        for n in (0..HOP).step_by(4) {
+            for u in 0..4 {
+                let v = _mm256_set1_ps(x[n + u]);
+                re[u] = _mm256_fmadd_ps(v, load(&basis.cos[n + u]), re[u]);
+                im[u] = _mm256_fmadd_ps(v, load(&basis.sin[n + u]), im[u]);
+            }
+        }
+        let (mut sum, mut sum_sq) = (zero, zero);
+        for chunk in x.chunks_exact(8) {
+            let v = _mm256_loadu_ps(chunk.as_ptr());
+            sum = _mm256_add_ps(sum, v);
+            sum_sq = _mm256_fmadd_ps(v, v, sum_sq);
+        }
+        let store = |v: __m256| {
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), v);
+            out
+        };
+        let total = |a: [__m256; 4]| {
+            store(_mm256_add_ps(
+                _mm256_add_ps(a[0], a[1]),
+                _mm256_add_ps(a[2], a[3]),
+            ))
+        };
+        (
+            total(re),
+            total(im),
+            store(sum).iter().sum(),
+            store(sum_sq).iter().sum(),
+        )
+    }
 }
 
 /// [`hop_dft`] with the widest instructions this CPU has. Every path computes the same sums
@@ -530,6 +576,21 @@ fn hop_dft_best(x: &[f32; HOP], basis: &HopBasis) -> HopDft {
         return unsafe { hop_dft_avx2(x, basis) };
     }
     hop_dft::<false>(x, basis)
+}
+
+/// Sum and sum of squares of a hop, in eight independent lanes (a single running sum would
+/// be one long chain of dependent additions).
+#[inline]
+fn sums(x: &[f32; HOP]) -> (f32, f32) {
+    let mut sum = [0f32; 8];
+    let mut sum_sq = [0f32; 8];
+    for chunk in x.chunks_exact(8) {
+        for i in 0..8 {
+            sum[i] += chunk[i];
+            sum_sq[i] += chunk[i] * chunk[i];
+        }
+    }
+    (sum.iter().sum(), sum_sq.iter().sum())
 }
 
 /// cos(ωn) and -sin(ωn) of the eight tones for n in one hop.
@@ -648,9 +709,10 @@ pub struct DtmfDetector {
     floor_amplitude: f32,
     min_tone_samples: f32,
     max_gap_samples: f32,
-    // Per-sample state: the hop being filled, and the recent past.
-    hop_buf: [f32; HOP],
+    // Per-sample state: how much of the current hop is in the ring, and the recent past.
     fill: usize,
+    /// A hop with less energy than this (a tone 20 dB under the floor) counts as silent.
+    quiet_energy: f32,
     ring: Vec<f32>,
     pos: u64,
     // Per-hop state.
@@ -685,14 +747,15 @@ impl DtmfDetector {
     /// nonsensical limits here make a detector that never or always fires, never one that panics.
     pub fn new(params: DtmfParams) -> Self {
         let rate = SAMPLE_RATE as f32 / 1000.0;
+        let floor_amplitude = dbm0_to_peak(params.floor_dbm0);
         DtmfDetector {
-            floor_amplitude: dbm0_to_peak(params.floor_dbm0),
+            floor_amplitude,
             min_tone_samples: params.min_tone_ms * rate,
             max_gap_samples: params.max_interruption_ms * rate,
             params,
             tables: &TABLES,
-            hop_buf: [0.0; HOP],
             fill: 0,
+            quiet_energy: (0.1 * floor_amplitude).powi(2) / 2.0 * HOP as f32,
             ring: vec![0.0; RING],
             pos: 0,
             hop_index: 0,
@@ -747,10 +810,9 @@ impl DtmfDetector {
         let mut rest = samples;
         while !rest.is_empty() {
             let take = (HOP - self.fill).min(rest.len());
-            for (dst, &src) in self.hop_buf[self.fill..self.fill + take]
-                .iter_mut()
-                .zip(rest)
-            {
+            // The ring holds whole hops, so the hop being filled is contiguous in it.
+            let at = (self.pos as usize) % RING;
+            for (dst, &src) in self.ring[at..at + take].iter_mut().zip(rest) {
                 *dst = src as f32;
             }
             self.fill += take;
@@ -775,21 +837,26 @@ impl DtmfDetector {
     }
 
     fn end_hop(&mut self) {
-        let x = &self.hop_buf;
-        let (re, im, sum, sum_sq) = hop_dft_best(x, &self.tables.basis);
+        let at = (self.pos as usize - HOP) % RING;
+        let mut x = [0f32; HOP];
+        x.copy_from_slice(&self.ring[at..at + HOP]);
+        let (sum, sum_sq) = sums(&x);
         // Energy about the hop's mean: a DC offset or hum below 200 Hz competes with no key.
         let mut hop = Hop {
             end: self.pos,
             bins: [Complex32::default(); 8],
             energy: sum_sq - sum * sum / HOP as f32,
         };
-        let phase = &self.tables.hop_phase[self.hop_index];
-        for (i, bin) in hop.bins.iter_mut().enumerate() {
-            *bin = Complex32::new(re[i], im[i]) * phase[i];
+        // A near-silent hop adds nothing any test could see (its bins are bounded by its
+        // energy): its DFT is left at zero.
+        if sum_sq > self.quiet_energy {
+            let (re, im, _, _) = hop_dft_best(&x, &self.tables.basis);
+            let phase = &self.tables.hop_phase[self.hop_index];
+            for (i, bin) in hop.bins.iter_mut().enumerate() {
+                *bin = Complex32::new(re[i], im[i]) * phase[i];
+            }
         }
         self.hop_index = (self.hop_index + 1) % PHASE_PERIOD;
-        let at = (self.pos as usize - HOP) % RING;
-        self.ring[at..at + HOP].copy_from_slice(x);
         self.fill = 0;
         if self.hops.len() == WIN_HOPS + ONSET_SEARCH_HOPS {
             self.hops.pop_front();
@@ -888,14 +955,13 @@ impl DtmfDetector {
         }
         // Both tones in every hop: a window with an onset or a gap inside is refused here,
         // before the costly measurement, and [`WINDOW_COVER`] repeats the test precisely
-        // afterwards. Loose (a tenth of the mean power) because at 8 dB twist the strong tone
-        // leaks into the weak one's 5 ms bin by half the weak tone's amplitude.
+        // afterwards (see [`STEADY`]).
         let mean = (
             incoherent[row] / WIN_HOPS as f32,
             incoherent[col] / WIN_HOPS as f32,
         );
         let steady = self.hops.range(self.hops.len() - WIN_HOPS..).all(|h| {
-            h.bins[row].norm_sqr() >= 0.1 * mean.0 && h.bins[col].norm_sqr() >= 0.1 * mean.1
+            h.bins[row].norm_sqr() >= STEADY * mean.0 && h.bins[col].norm_sqr() >= STEADY * mean.1
         });
         steady.then_some((row, col - 4))
     }
@@ -1138,10 +1204,15 @@ impl DtmfDetector {
     /// whichever tone is weaker relative to its own reference. A key needs both tones: a chord
     /// whose upper note decays, or speech that keeps one formant, must not hold a key down.
     fn coverage(&self, track: &Track, hop_end: u64) -> Coverage {
-        let x: [f32; HOP] = self.history(hop_end);
-        let (low, high) = track.fit.amplitudes(&x);
+        // Hops are whole in the ring: no copy.
+        let at = (hop_end as usize - HOP) % RING;
+        let x: &[f32; HOP] = self.ring[at..at + HOP]
+            .try_into()
+            .expect("the ring holds whole hops");
+        let (low, high) = track.fit.amplitudes(x);
         let (rl, rh) = (low / track.reference.0, high / track.reference.1);
-        let energy = dot(&x, &x) - x.iter().sum::<f32>().powi(2) / HOP as f32;
+        let (sum, sum_sq) = sums(x);
+        let energy = sum_sq - sum * sum / HOP as f32;
         let expected = (track.reference.0.powi(2) + track.reference.1.powi(2)) / 2.0 * HOP as f32;
         Coverage {
             obscured: energy > OBSCURED_ENERGY * expected,
