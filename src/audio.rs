@@ -333,7 +333,7 @@ fn telephone_wav(file: &mut File) -> std::io::Result<Option<Direct>> {
                 let here = file.stream_position()?;
                 let whole = len > 0 && here + len <= size;
                 return Ok(match format {
-                    Some((1, 1, TELEPHONE_RATE, 16)) if whole && len % 2 == 0 => {
+                    Some((1, 1, TELEPHONE_RATE, 16)) if whole && len.is_multiple_of(2) => {
                         Some(Direct::Pcm16 { bytes: len })
                     }
                     Some((6, 1, TELEPHONE_RATE, 8)) if whole => Some(Direct::G711 {
@@ -471,9 +471,8 @@ fn decode_stream(
             rate = spec.rate();
             rate_ok(rate)?;
             if rate != TELEPHONE_RATE {
-                resampler = Some(
-                    StreamResampler::new(rate).map_err(|reason| err(unsupported, reason))?,
-                );
+                resampler =
+                    Some(StreamResampler::new(rate).map_err(|reason| err(unsupported, reason))?);
             }
         }
         channels = spec.channels().count().max(1);
@@ -495,8 +494,10 @@ fn decode_stream(
         count += out.len() as u64;
         sink(&out);
     }
-    if rate == 0 {
-        return Err(err(unsupported, "unknown sample rate".into()));
+    if decoded == 0 {
+        return Err(AudioError::Empty {
+            path: path.to_owned(),
+        });
     }
     if let Some(r) = resampler.as_mut() {
         out.clear();
@@ -504,11 +505,6 @@ fn decode_stream(
             .map_err(|reason| err(unsupported, reason))?;
         count += out.len() as u64;
         sink(&out);
-    }
-    if decoded == 0 {
-        return Err(AudioError::Empty {
-            path: path.to_owned(),
-        });
     }
     Ok(StreamInfo {
         samples: count,
@@ -583,7 +579,12 @@ impl StreamResampler {
         Ok(())
     }
 
-    fn run(&mut self, start: usize, partial: Option<usize>, out: &mut Vec<i16>) -> Result<(), String> {
+    fn run(
+        &mut self,
+        start: usize,
+        partial: Option<usize>,
+        out: &mut Vec<i16>,
+    ) -> Result<(), String> {
         let chunk = self.inner.input_frames_next();
         self.input.clear();
         self.input.resize(chunk, 0.0);

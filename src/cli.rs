@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::config::Config;
 use hotdesk::conformance::{self, Channel, Material};
-use hotdesk::dsp::dtmf::{DtmfDetector, DtmfParams, KeyPress, PressCollector};
+use hotdesk::dsp::dtmf::{
+    DtmfDetector, DtmfEvent, DtmfParams, KeyPress, PressCollector, WARM_UP_SAMPLES,
+};
 use hotdesk::{audio, qa, realworld};
 use serde_json::json;
 
@@ -462,20 +464,117 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// Streams a file through a detector block by block: memory stays bounded for any length.
+/// Samples in one piece of a recording that `detect` decodes on its own core (128 s, a whole
+/// number of the detector's hops).
+const PIECE: usize = 1_024_000;
+
+/// Streams a file through the detector in bounded memory, decoding as many 128 s pieces at
+/// once as there are cores. A piece's detector first reads the end of the piece before it
+/// ([`WARM_UP_SAMPLES`]); its events are kept only if it then stands exactly where the reading
+/// of everything before stands ([`DtmfDetector::same_state`]); otherwise that piece is read
+/// again in order. The result is the one-pass result, bit for bit.
 fn detect_file(
     file: &std::path::Path,
     params: &DtmfParams,
 ) -> Result<Vec<KeyPress>, audio::AudioError> {
-    let mut detector = DtmfDetector::new(params.clone());
-    let mut presses = PressCollector::default();
-    audio::stream(file, &mut |block| {
-        detector.push(block);
-        presses.drain(&mut detector);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut run = PieceRun {
+        params,
+        cores,
+        chain: DtmfDetector::new(params.clone()),
+        presses: PressCollector::default(),
+        pieces: Vec::new(),
+        current: Vec::with_capacity(PIECE),
+    };
+    audio::stream(file, &mut |mut block| {
+        while !block.is_empty() {
+            let take = (PIECE - run.current.len()).min(block.len());
+            run.current.extend_from_slice(&block[..take]);
+            block = &block[take..];
+            if run.current.len() == PIECE {
+                run.pieces.push(std::mem::replace(
+                    &mut run.current,
+                    Vec::with_capacity(PIECE),
+                ));
+                if run.pieces.len() == run.cores {
+                    run.wave();
+                }
+            }
+        }
     })?;
-    detector.finish();
-    presses.drain(&mut detector);
-    Ok(presses.into_presses())
+    let last = std::mem::take(&mut run.current);
+    if !last.is_empty() {
+        run.pieces.push(last);
+    }
+    run.wave();
+    run.chain.finish();
+    run.presses.drain(&mut run.chain);
+    Ok(run.presses.into_presses())
+}
+
+/// The state of [`detect_file`]: the in-order detector, and the pieces waiting for a core.
+struct PieceRun<'a> {
+    params: &'a DtmfParams,
+    cores: usize,
+    /// The detector that has read everything before the waiting pieces.
+    chain: DtmfDetector,
+    presses: PressCollector,
+    pieces: Vec<Vec<i16>>,
+    current: Vec<i16>,
+}
+
+/// A piece read ahead: the detector's state where the piece starts, its events, its end state.
+type Ahead = (DtmfDetector, Vec<DtmfEvent>, DtmfDetector);
+
+impl PieceRun<'_> {
+    /// Decodes the waiting pieces: the first in order, the others ahead on their own threads.
+    fn wave(&mut self) {
+        let pieces = std::mem::take(&mut self.pieces);
+        let Some((first, rest)) = pieces.split_first() else {
+            return;
+        };
+        let start = self.chain.position();
+        let params = self.params;
+        let ahead: Vec<Option<Ahead>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .enumerate()
+                .map(|(i, piece)| {
+                    let before = &pieces[i];
+                    let at = start + ((i + 1) * PIECE) as u64;
+                    scope.spawn(move || read_ahead(params, at, before, piece))
+                })
+                .collect();
+            self.chain.push(first);
+            self.presses.drain(&mut self.chain);
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        for (piece, ahead) in rest.iter().zip(ahead) {
+            match ahead {
+                Some((joined, events, end)) if self.chain.same_state(&joined) => {
+                    self.presses.extend(events);
+                    self.chain = end;
+                }
+                // A key or a candidate across the join: read the piece in order.
+                _ => {
+                    self.chain.push(piece);
+                    self.presses.drain(&mut self.chain);
+                }
+            }
+        }
+    }
+}
+
+/// Reads `piece`, which starts at sample `at`, after the end of `before`.
+fn read_ahead(params: &DtmfParams, at: u64, before: &[i16], piece: &[i16]) -> Ahead {
+    let warm = (WARM_UP_SAMPLES as usize).min(before.len());
+    let mut detector = DtmfDetector::starting_at(params.clone(), at - warm as u64);
+    detector.push(&before[before.len() - warm..]);
+    while detector.poll_event().is_some() {}
+    let joined = detector.clone();
+    detector.push(piece);
+    let events = std::iter::from_fn(|| detector.poll_event()).collect();
+    (joined, events, detector)
 }
 
 fn detect_line(file: &std::path::Path, json: bool, presses: &[KeyPress]) -> String {
@@ -500,7 +599,10 @@ fn plot_command(
     png: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     let [file] = files else {
-        eprintln!("hotdesk detect: --plot draws one file; {} given", files.len());
+        eprintln!(
+            "hotdesk detect: --plot draws one file; {} given",
+            files.len()
+        );
         return Ok(ExitCode::from(2));
     };
     let analysis = match hotdesk::plot::analyse(file, params) {

@@ -19,7 +19,9 @@ fn asserted(r: &PointResult) -> bool {
     match r.condition {
         "sag" | "fast" | "no-tone" => true,
         "combined" => r.point == "no noise",
-        "noise" => ["+12dB", "+9dB", "+6dB"].iter().any(|s| r.point.ends_with(s)),
+        "noise" => ["+12dB", "+9dB", "+6dB"]
+            .iter()
+            .any(|s| r.point.ends_with(s)),
         _ => false,
     }
 }
@@ -46,7 +48,10 @@ fn check(channel: Channel, seed: u64) {
         .filter(|r| r.expected == 0)
         .map(|r| r.extra())
         .sum();
-    assert_eq!(talkoff, 0, "{channel:?} seed {seed}: false digits on no-tone audio");
+    assert_eq!(
+        talkoff, 0,
+        "{channel:?} seed {seed}: false digits on no-tone audio"
+    );
 }
 
 #[test]

@@ -161,7 +161,11 @@ fn heat(v: f32) -> RGBColor {
         (1.0, [252.0, 250.0, 190.0]),
     ];
     let v = v.clamp(0.0, 1.0);
-    let i = stops.iter().rposition(|(at, _)| *at <= v).unwrap_or(0).min(3);
+    let i = stops
+        .iter()
+        .rposition(|(at, _)| *at <= v)
+        .unwrap_or(0)
+        .min(3);
     let (a, ca) = stops[i];
     let (b, cb) = stops[i + 1];
     let t = (v - a) / (b - a);
@@ -245,7 +249,9 @@ pub fn draw(analysis: &Analysis, title: &str, png: &Path) -> Result<(), PlotErro
             .draw_series([Text::new(
                 format!("{f:.0}"),
                 (seconds, f + 6.0),
-                ("sans-serif", 12).into_font().color(&RGBColor(120, 220, 255)),
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(&RGBColor(120, 220, 255)),
             )])
             .map_err(draw_err)?;
     }
@@ -318,18 +324,21 @@ fn draw_spectrogram(chart: &mut Chart, spectrogram: &Spectrogram) -> Result<(), 
     let bins = Spectrogram::bins();
     let step = STEP as f64 / SAMPLE_RATE as f64;
     let half_frame = FRAME as f64 / 2.0 / SAMPLE_RATE as f64;
-    let cells = columns.chunks(per_pixel).enumerate().flat_map(|(i, group)| {
-        let x0 = (i * per_pixel) as f64 * step + half_frame - step / 2.0;
-        let x1 = x0 + group.len() as f64 * step;
-        bins.iter().enumerate().map(move |(k, &f)| {
-            let level = group.iter().map(|c| c[k]).fold(f32::MIN, f32::max);
-            let v = 1.0 - (loudest - level) / RANGE_DB;
-            Rectangle::new(
-                [(x0.max(0.0), f - BIN_HZ / 2.0), (x1, f + BIN_HZ / 2.0)],
-                heat(v).filled(),
-            )
-        })
-    });
+    let cells = columns
+        .chunks(per_pixel)
+        .enumerate()
+        .flat_map(|(i, group)| {
+            let x0 = (i * per_pixel) as f64 * step + half_frame - step / 2.0;
+            let x1 = x0 + group.len() as f64 * step;
+            bins.iter().enumerate().map(move |(k, &f)| {
+                let level = group.iter().map(|c| c[k]).fold(f32::MIN, f32::max);
+                let v = 1.0 - (loudest - level) / RANGE_DB;
+                Rectangle::new(
+                    [(x0.max(0.0), f - BIN_HZ / 2.0), (x1, f + BIN_HZ / 2.0)],
+                    heat(v).filled(),
+                )
+            })
+        });
     chart.draw_series(cells).map_err(draw_err)?;
     Ok(())
 }
