@@ -121,6 +121,8 @@ const ESTIMATE_ALLOWANCE: f64 = 0.003;
 /// mean over the window. Loose, because at 8 dB twist the strong tone leaks into the weak
 /// one's 5 ms bin by half the weak tone's amplitude, and noise moves a hop's bin by ±3 dB.
 const STEADY: f32 = 0.1;
+/// The same for the louder tone of the pair.
+const STRONG_STEADY: f32 = 0.3;
 /// Candidate pre-test: each tone's window power over every other tone of its group.
 const CANDIDATE_PEAK_RATIO: f32 = 1.5;
 /// Validation: each tone's power over every other nominal frequency of its group, measured
@@ -391,7 +393,10 @@ pub struct Refusal {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Hop {
     end: u64,
-    bins: [Complex32; 8],
+    /// Real and imaginary parts of the eight tones' DFT, and their power.
+    re: [f32; 8],
+    im: [f32; 8],
+    power: [f32; 8],
     energy: f32,
 }
 
@@ -606,6 +611,24 @@ fn hop_dft_best(x: &[f32; HOP], basis: &HopBasis) -> HopDft {
     hop_dft::<false>(x, basis)
 }
 
+/// Median of five values by a compare-exchange network (no sort, no branches to mispredict).
+#[inline]
+fn median5(mut v: [f32; WIN_HOPS]) -> f32 {
+    let mut exchange = |i: usize, j: usize| {
+        let (a, b) = (v[i], v[j]);
+        v[i] = a.min(b);
+        v[j] = a.max(b);
+    };
+    exchange(0, 1);
+    exchange(3, 4);
+    exchange(0, 3);
+    exchange(1, 4);
+    exchange(1, 2);
+    exchange(2, 3);
+    exchange(1, 2);
+    v[2]
+}
+
 /// Sum and sum of squares of a hop, in eight independent lanes (a single running sum would
 /// be one long chain of dependent additions).
 #[inline]
@@ -674,6 +697,8 @@ struct ToneTables {
     seg_kernel: Vec<([f32; SEG], [f32; SEG])>,
     hann_win: [f32; WIN],
     hann_win_sum: f32,
+    /// Hann(WIN)·e^{-jωn} per tone: the relative-peak test's measurements.
+    win_kernel: Vec<([f32; WIN], [f32; WIN])>,
 }
 
 impl ToneTables {
@@ -688,6 +713,7 @@ impl ToneTables {
             seg_kernel: Vec::with_capacity(8),
             hann_win: [0.0; WIN],
             hann_win_sum: 0.0,
+            win_kernel: Vec::with_capacity(8),
         };
         for (i, &f) in freqs.iter().enumerate() {
             let w = TAU * f / SAMPLE_RATE as f64;
@@ -714,6 +740,16 @@ impl ToneTables {
             t.hann_win[n] = (0.5 - 0.5 * (TAU * (n as f64 + 0.5) / WIN as f64).cos()) as f32;
         }
         t.hann_win_sum = t.hann_win.iter().sum();
+        for &f in &freqs {
+            let w = TAU * f / SAMPLE_RATE as f64;
+            let mut kernel = ([0f32; WIN], [0f32; WIN]);
+            for n in 0..WIN {
+                let c = Complex64::from_polar(t.hann_win[n] as f64, -w * n as f64);
+                kernel.0[n] = c.re as f32;
+                kernel.1[n] = c.im as f32;
+            }
+            t.win_kernel.push(kernel);
+        }
         t
     }
 }
@@ -753,7 +789,11 @@ pub struct DtmfDetector {
     block_min: f32,
     /// The noise floor in force (see [`Self::noise_floor`]).
     floor: f32,
-    track: Option<Track>,
+    /// Energy of the last [`WIN_HOPS`] hops.
+    window_energy: f32,
+    /// The key being followed (boxed: it is moved out and back every hop, and it holds the
+    /// fit's basis).
+    track: Option<Box<Track>>,
     /// No new key may start before this sample (the end of the previous one).
     not_before: u64,
     events: VecDeque<DtmfEvent>,
@@ -807,6 +847,7 @@ impl DtmfDetector {
             && self.block_minima == other.block_minima
             && self.block_min == other.block_min
             && self.floor == other.floor
+            && self.window_energy == other.window_energy
             && self.track == other.track
             && self.not_before.max(reach) == other.not_before.max(reach)
             && self.events == other.events
@@ -832,6 +873,7 @@ impl DtmfDetector {
             block_minima: VecDeque::with_capacity(FLOOR_BLOCKS),
             block_min: f32::INFINITY,
             floor: 0.0,
+            window_energy: 0.0,
             track: None,
             not_before: 0,
             events: VecDeque::new(),
@@ -913,7 +955,9 @@ impl DtmfDetector {
         // Energy about the hop's mean: a DC offset or hum below 200 Hz competes with no key.
         let mut hop = Hop {
             end: self.pos,
-            bins: [Complex32::default(); 8],
+            re: [0.0; 8],
+            im: [0.0; 8],
+            power: [0.0; 8],
             energy: sum_sq - sum * sum / HOP as f32,
         };
         // A near-silent hop adds nothing any test could see (its bins are bounded by its
@@ -921,8 +965,10 @@ impl DtmfDetector {
         if sum_sq > self.quiet_energy {
             let (re, im, _, _) = hop_dft_best(&x, &self.tables.basis);
             let phase = &self.tables.hop_phase[self.hop_index];
-            for (i, bin) in hop.bins.iter_mut().enumerate() {
-                *bin = Complex32::new(re[i], im[i]) * phase[i];
+            for i in 0..8 {
+                let bin = Complex32::new(re[i], im[i]) * phase[i];
+                (hop.re[i], hop.im[i]) = (bin.re, bin.im);
+                hop.power[i] = bin.re * bin.re + bin.im * bin.im;
             }
         }
         self.hop_index = (self.hop_index + 1) % PHASE_PERIOD;
@@ -937,6 +983,7 @@ impl DtmfDetector {
                 .range(self.hops.len() - WIN_HOPS..)
                 .map(|h| h.energy)
                 .sum();
+            self.window_energy = e;
             self.block_min = self.block_min.min(e);
             if self.hop_index.is_multiple_of(FLOOR_EVERY) {
                 if self.block_minima.len() == FLOOR_BLOCKS {
@@ -975,35 +1022,31 @@ impl DtmfDetector {
         // Two tones at the floor put at least this much energy in the window: silence and
         // quiet noise stop here, before any per-tone work.
         let least = self.floor_amplitude.powi(2) * WIN as f32 * 0.5;
-        let energy: f32 = self
-            .hops
-            .range(self.hops.len() - WIN_HOPS..)
-            .map(|h| h.energy)
-            .sum();
-        if energy < least {
+        if self.window_energy < least {
             return None;
         }
         let window = self.hops.range(self.hops.len() - WIN_HOPS..);
-        let mut coherent = [Complex32::default(); 8];
-        let mut incoherent = [0f32; 8];
+        let (mut re, mut im, mut incoherent) = ([0f32; 8], [0f32; 8], [0f32; 8]);
         for hop in window {
             for i in 0..8 {
-                coherent[i] += hop.bins[i];
-                incoherent[i] += hop.bins[i].norm_sqr();
+                re[i] += hop.re[i];
+                im[i] += hop.im[i];
+                incoherent[i] += hop.power[i];
             }
         }
+        let coherent: [f32; 8] = std::array::from_fn(|i| re[i] * re[i] + im[i] * im[i]);
         // A tone of amplitude A fills a hop bin with (A·HOP/2)²; allow 3 dB for a tone off
         // frequency and leakage. Silence and quiet noise stop here.
         let floor = (self.floor_amplitude * HOP as f32 / 2.0).powi(2) * 0.5 * WIN_HOPS as f32;
-        let row = argmax(&coherent[..4], |c| c.norm_sqr());
-        let col = 4 + argmax(&coherent[4..], |c| c.norm_sqr());
+        let row = argmax(&coherent[..4], |&c| c);
+        let col = 4 + argmax(&coherent[4..], |&c| c);
         if incoherent[row] < floor || incoherent[col] < floor {
             return None;
         }
         // Each tone must stand out from the other tones of its group (a loose pre-test; the
         // validation measures it properly). Noise and clicks raise every bin alike, so this
         // holds at any broadband S/N where the tone still shows above the noise in its bin.
-        let power = coherent.map(|c| c.norm_sqr());
+        let power = coherent;
         let stands_out = |group: std::ops::Range<usize>, best: usize| {
             group
                 .filter(|&i| i != best)
@@ -1029,9 +1072,21 @@ impl DtmfDetector {
             incoherent[row] / WIN_HOPS as f32,
             incoherent[col] / WIN_HOPS as f32,
         );
-        let steady = self.hops.range(self.hops.len() - WIN_HOPS..).all(|h| {
-            h.bins[row].norm_sqr() >= STEADY * mean.0 && h.bins[col].norm_sqr() >= STEADY * mean.1
-        });
+        // The louder tone has no leakage to fear: it must fill every hop more fully, which
+        // turns away windows with an onset in them before the costly measurement.
+        let (strong, weak) = if mean.0 >= mean.1 {
+            (1.0, 0.0)
+        } else {
+            (0.0, 1.0)
+        };
+        let least = (
+            STEADY + (STRONG_STEADY - STEADY) * strong,
+            STEADY + (STRONG_STEADY - STEADY) * weak,
+        );
+        let steady = self
+            .hops
+            .range(self.hops.len() - WIN_HOPS..)
+            .all(|h| h.power[row] >= least.0 * mean.0 && h.power[col] >= least.1 * mean.1);
         steady.then_some((row, col - 4))
     }
 
@@ -1046,9 +1101,9 @@ impl DtmfDetector {
     }
 
     /// Stage 3: measure both tones over the last window and apply the receiver limits.
-    fn validate(&mut self, row: usize, col: usize) -> Option<Track> {
+    fn validate(&mut self, row: usize, col: usize) -> Option<Box<Track>> {
         match self.judge(row, col) {
-            Ok(track) => Some(track),
+            Ok(track) => Some(Box::new(track)),
             Err(reason) => {
                 self.refuse(KEYS[row][col], reason);
                 None
@@ -1106,10 +1161,10 @@ impl DtmfDetector {
         if self.has_octave(&x, &low, high.freq) || self.has_octave(&x, &high, low.freq) {
             return Err(RefusalReason::Octave);
         }
-        let peak = |tone: &Measured, group: &[f32; 4], own: usize| {
-            let loudest_other = (0..4)
+        let peak = |tone: &Measured, first: usize, own: usize| {
+            let loudest_other = (first..first + 4)
                 .filter(|&i| i != own)
-                .map(|i| self.amplitude_at(&x, group[i] as f64))
+                .map(|i| self.nominal_amplitude(&x, i))
                 .fold(0f32, f32::max);
             tone.amplitude.powi(2) / loudest_other.powi(2).max(1e-6)
         };
@@ -1120,7 +1175,7 @@ impl DtmfDetector {
         } else {
             FLOORED_PEAK_RATIO
         };
-        if peak(&low, &ROW_HZ, row) < peak_ratio || peak(&high, &COL_HZ, col) < peak_ratio {
+        if peak(&low, 0, row) < peak_ratio || peak(&high, 4, 4 + col) < peak_ratio {
             return Err(RefusalReason::RelativePeak);
         }
         Ok(Track {
@@ -1148,9 +1203,7 @@ impl DtmfDetector {
         {
             *e = h.energy.max(0.0);
         }
-        let mut sorted = energies;
-        sorted.sort_unstable_by(f32::total_cmp);
-        let limit = CLICK_RATIO * sorted[WIN_HOPS / 2];
+        let limit = CLICK_RATIO * median5(energies);
         energies
             .iter()
             .filter(|&&e| e <= limit)
@@ -1186,10 +1239,16 @@ impl DtmfDetector {
         if self.block_minima.len() < FLOOR_BLOCKS / 4 {
             return 0.0;
         }
-        let mut minima: Vec<f32> = self.block_minima.iter().copied().collect();
-        minima.sort_by(f32::total_cmp);
-        let (least, median) = (minima[0], minima[minima.len() / 2]);
-        if least < STEADY_FLOOR * median {
+        let least = self
+            .block_minima
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
+        // Steady when the median block is within reach of the least: at least half the
+        // blocks, and one, under least / STEADY_FLOOR (a count, not a sort).
+        let reach = least / STEADY_FLOOR;
+        let under = self.block_minima.iter().filter(|&&m| m <= reach).count();
+        if under < self.block_minima.len() / 2 + 1 {
             return 0.0;
         }
         least * FLOOR_BIAS
@@ -1232,6 +1291,13 @@ impl DtmfDetector {
             && self.amplitude_at(x, octave) > MAX_SECOND_HARMONIC * tone.amplitude
     }
 
+    /// [`Self::amplitude_at`] at nominal tone `i`, from precomputed kernels.
+    fn nominal_amplitude(&self, x: &[f32; WIN], i: usize) -> f32 {
+        let (cos, sin) = &self.tables.win_kernel[i];
+        let (re, im) = (dot(cos, x), dot(sin, x));
+        2.0 * (re * re + im * im).sqrt() / self.tables.hann_win_sum
+    }
+
     /// Hann-windowed DFT amplitude of `x` at `freq` (16-bit peak units).
     fn amplitude_at(&self, x: &[f32; WIN], freq: f64) -> f32 {
         // Eight phasors e^{-jωn}, n = k..k+7, advanced by e^{-j8ω} per block: eight short
@@ -1251,10 +1317,8 @@ impl DtmfDetector {
             f32x8::from(start.map(|c| c.re as f32)),
             f32x8::from(start.map(|c| c.im as f32)),
         );
-        let (step_re, step_im) = (
-            f32x8::splat((8.0 * w).cos() as f32),
-            f32x8::splat((-8.0 * w).sin() as f32),
-        );
+        let step8 = phasor; // e^{-j8ω}: the phasor after the eight lane steps above
+        let (step_re, step_im) = (f32x8::splat(step8.re as f32), f32x8::splat(step8.im as f32));
         let (mut acc_re, mut acc_im) = (f32x8::ZERO, f32x8::ZERO);
         for (xs, ws) in x.chunks_exact(8).zip(self.tables.hann_win.chunks_exact(8)) {
             let v = f32x8::from(<[f32; 8]>::try_from(xs).unwrap_or_default())
@@ -1296,7 +1360,7 @@ impl DtmfDetector {
 
     /// A window validated: check the pair covers all of it, find the onset, then replay the
     /// covered hops through `follow`.
-    fn start_track(&mut self, mut track: Track) {
+    fn start_track(&mut self, mut track: Box<Track>) {
         let eligible = |end: u64| end >= self.not_before + HOP as u64;
         // Coverage of every hop we still hold that may belong to this key, oldest first.
         let hops: Vec<(u64, Coverage)> = self
@@ -1308,9 +1372,11 @@ impl DtmfDetector {
         // A hop under a click may show the pair weaker or stronger than it is; it must still
         // show it.
         let window = self.hops.range(self.hops.len() - WIN_HOPS..);
-        let mut energies: Vec<f32> = window.clone().map(|h| h.energy).collect();
-        energies.sort_by(f32::total_cmp);
-        let median = energies[WIN_HOPS / 2];
+        let mut energies = [0f32; WIN_HOPS];
+        for (e, h) in energies.iter_mut().zip(window.clone()) {
+            *e = h.energy;
+        }
+        let median = median5(energies);
         let covered = |(h, (_, c)): (&Hop, &(u64, Coverage))| {
             c.both >= WINDOW_COVER || (h.energy > CLICK_RATIO * median && c.both >= OBSCURED_COVER)
         };
@@ -1434,7 +1500,7 @@ impl DtmfDetector {
         }
     }
 
-    fn close(&mut self, track: Track) {
+    fn close(&mut self, track: Box<Track>) {
         self.not_before = track.last_on;
         if !track.reported {
             self.refuse(track.digit, RefusalReason::TooShort);
@@ -1613,6 +1679,21 @@ mod tests {
             "latency {}",
             p.detected_at - p.start
         );
+    }
+
+    #[test]
+    fn median5_is_the_middle_value_in_every_order() {
+        let values = [3.0, 1.0, 4.0, 1.5, 9.0];
+        let mut order = [0, 1, 2, 3, 4];
+        // Every rotation and its reverse.
+        for r in 0..5 {
+            order.rotate_left(1);
+            let v = order.map(|i| values[(i + r) % 5]);
+            assert_eq!(median5(v), 3.0, "{v:?}");
+            let mut rev = v;
+            rev.reverse();
+            assert_eq!(median5(rev), 3.0, "{rev:?}");
+        }
     }
 
     #[test]
