@@ -142,7 +142,13 @@ fn summary() {
     );
 }
 
-criterion_group!(group, benches);
+// No HTML plots: plotters in this build renders text through fonts registered by the
+// program (ab_glyph, for `detect --plot`), and criterion registers none.
+criterion_group! {
+    name = group;
+    config = Criterion::default().without_plots();
+    targets = benches
+}
 
 fn main() {
     group();

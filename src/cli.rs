@@ -468,23 +468,25 @@ fn secs(ms: u64) -> f64 {
 /// number of the detector's hops).
 const PIECE: usize = 1_024_000;
 
-/// Streams a file through the detector in bounded memory, decoding as many 128 s pieces at
-/// once as there are cores. A piece's detector first reads the end of the piece before it
-/// ([`WARM_UP_SAMPLES`]); its events are kept only if it then stands exactly where the reading
-/// of everything before stands ([`DtmfDetector::same_state`]); otherwise that piece is read
-/// again in order. The result is the one-pass result, bit for bit.
+/// Streams a file through the detector in bounded memory, each 128 s piece decoded on a thread
+/// of its own while the file is still being read, as many at once as there are cores. A
+/// piece's detector first reads the end of the piece before it ([`WARM_UP_SAMPLES`]); its
+/// events are kept only if it then stands exactly where the reading of everything before
+/// stands ([`DtmfDetector::same_state`]); otherwise that piece is read again in order. The
+/// result is the one-pass result, bit for bit.
 fn detect_file(
     file: &std::path::Path,
     params: &DtmfParams,
 ) -> Result<Vec<KeyPress>, audio::AudioError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut run = PieceRun {
-        params,
-        cores,
+        params: params.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         chain: DtmfDetector::new(params.clone()),
         presses: PressCollector::default(),
-        pieces: Vec::new(),
+        in_flight: std::collections::VecDeque::new(),
         current: Vec::with_capacity(PIECE),
+        tail: Vec::new(),
+        next_start: 0,
     };
     audio::stream(file, &mut |mut block| {
         while !block.is_empty() {
@@ -492,89 +494,93 @@ fn detect_file(
             run.current.extend_from_slice(&block[..take]);
             block = &block[take..];
             if run.current.len() == PIECE {
-                run.pieces.push(std::mem::replace(
-                    &mut run.current,
-                    Vec::with_capacity(PIECE),
-                ));
-                if run.pieces.len() == run.cores {
-                    run.wave();
-                }
+                run.dispatch();
             }
         }
     })?;
-    let last = std::mem::take(&mut run.current);
-    if !last.is_empty() {
-        run.pieces.push(last);
+    if !run.current.is_empty() {
+        run.dispatch();
     }
-    run.wave();
+    while !run.in_flight.is_empty() {
+        run.settle_oldest();
+    }
     run.chain.finish();
     run.presses.drain(&mut run.chain);
     Ok(run.presses.into_presses())
 }
 
-/// The state of [`detect_file`]: the in-order detector, and the pieces waiting for a core.
-struct PieceRun<'a> {
-    params: &'a DtmfParams,
+/// The state of [`detect_file`].
+struct PieceRun {
+    params: DtmfParams,
     cores: usize,
-    /// The detector that has read everything before the waiting pieces.
+    /// The detector that has read everything before the pieces in flight.
     chain: DtmfDetector,
     presses: PressCollector,
-    pieces: Vec<Vec<i16>>,
+    in_flight: std::collections::VecDeque<std::thread::JoinHandle<Ahead>>,
     current: Vec<i16>,
+    /// The last [`WARM_UP_SAMPLES`] of the piece before `current`.
+    tail: Vec<i16>,
+    /// Where `current` starts in the stream.
+    next_start: u64,
 }
 
-/// A piece read ahead: the detector's state where the piece starts, its events, its end state.
-type Ahead = (DtmfDetector, Vec<DtmfEvent>, DtmfDetector);
+/// A piece read ahead: the piece, the detector's state where it starts, its events, its end
+/// state.
+struct Ahead {
+    piece: Vec<i16>,
+    joined: DtmfDetector,
+    events: Vec<DtmfEvent>,
+    end: DtmfDetector,
+}
 
-impl PieceRun<'_> {
-    /// Decodes the waiting pieces: the first in order, the others ahead on their own threads.
-    fn wave(&mut self) {
-        let pieces = std::mem::take(&mut self.pieces);
-        let Some((first, rest)) = pieces.split_first() else {
+impl PieceRun {
+    /// Sends the current piece to a thread, first settling the oldest if all cores are busy.
+    fn dispatch(&mut self) {
+        if self.in_flight.len() >= self.cores {
+            self.settle_oldest();
+        }
+        let piece = std::mem::replace(&mut self.current, Vec::with_capacity(PIECE));
+        let warm = (WARM_UP_SAMPLES as usize).min(piece.len());
+        let tail = std::mem::replace(&mut self.tail, piece[piece.len() - warm..].to_vec());
+        let (params, at) = (self.params.clone(), self.next_start);
+        self.next_start += piece.len() as u64;
+        self.in_flight.push_back(std::thread::spawn(move || {
+            read_ahead(&params, at, &tail, piece)
+        }));
+    }
+
+    /// Takes the oldest piece's events if its detector joined in the chain's state, else reads
+    /// it again in order.
+    fn settle_oldest(&mut self) {
+        let Some(handle) = self.in_flight.pop_front() else {
             return;
         };
-        let start = self.chain.position();
-        let params = self.params;
-        let ahead: Vec<Option<Ahead>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .iter()
-                .enumerate()
-                .map(|(i, piece)| {
-                    let before = &pieces[i];
-                    let at = start + ((i + 1) * PIECE) as u64;
-                    scope.spawn(move || read_ahead(params, at, before, piece))
-                })
-                .collect();
-            self.chain.push(first);
+        let ahead = handle.join().expect("a detector thread panicked");
+        if self.chain.same_state(&ahead.joined) {
+            self.presses.extend(ahead.events);
+            self.chain = ahead.end;
+        } else {
+            // A key or a candidate across the join: read the piece in order.
+            self.chain.push(&ahead.piece);
             self.presses.drain(&mut self.chain);
-            handles.into_iter().map(|h| h.join().ok()).collect()
-        });
-        for (piece, ahead) in rest.iter().zip(ahead) {
-            match ahead {
-                Some((joined, events, end)) if self.chain.same_state(&joined) => {
-                    self.presses.extend(events);
-                    self.chain = end;
-                }
-                // A key or a candidate across the join: read the piece in order.
-                _ => {
-                    self.chain.push(piece);
-                    self.presses.drain(&mut self.chain);
-                }
-            }
         }
     }
 }
 
-/// Reads `piece`, which starts at sample `at`, after the end of `before`.
-fn read_ahead(params: &DtmfParams, at: u64, before: &[i16], piece: &[i16]) -> Ahead {
-    let warm = (WARM_UP_SAMPLES as usize).min(before.len());
-    let mut detector = DtmfDetector::starting_at(params.clone(), at - warm as u64);
-    detector.push(&before[before.len() - warm..]);
+/// Reads `piece`, which starts at sample `at`, after `before` (the samples just before it).
+fn read_ahead(params: &DtmfParams, at: u64, before: &[i16], piece: Vec<i16>) -> Ahead {
+    let mut detector = DtmfDetector::starting_at(params.clone(), at - before.len() as u64);
+    detector.push(before);
     while detector.poll_event().is_some() {}
     let joined = detector.clone();
-    detector.push(piece);
+    detector.push(&piece);
     let events = std::iter::from_fn(|| detector.poll_event()).collect();
-    (joined, events, detector)
+    Ahead {
+        piece,
+        joined,
+        events,
+        end: detector,
+    }
 }
 
 fn detect_line(file: &std::path::Path, json: bool, presses: &[KeyPress]) -> String {
