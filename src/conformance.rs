@@ -56,7 +56,7 @@ impl Channel {
 /// The result of one case.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    /// Case name, as in `dtmf-conformance.md`.
+    /// Case name, as in `docs/dtmf.md` §1.
     pub name: &'static str,
     /// How it is judged.
     pub kind: Kind,
