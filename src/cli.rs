@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use hotdesk::config::Config;
 use hotdesk_core::audio;
-use hotdesk_core::dsp::dtmf::{DtmfParams, KeyPress};
+use hotdesk_core::dsp::dtmf::{
+    DtmfDetector, DtmfEvent, DtmfParams, KeyPress, PressCollector, WARM_UP_SAMPLES,
+};
 use hotdesk_qa::conformance::{self, Channel, Material};
-use hotdesk_qa::qa;
+use hotdesk_qa::{qa, realworld};
 use serde_json::json;
 
 /// hotdesk: IVR and DTMF voice-prompt engine for phone hot desking.
@@ -40,6 +42,10 @@ enum Command {
         /// Receiver limits of an administration.
         #[arg(long, value_enum, default_value_t = Profile::Att)]
         profile: Profile,
+        /// Also draw the file's spectrogram (300-2000 Hz) with the detected keys and the
+        /// refused candidates to this PNG (one audio file only).
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
         /// Audio files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -52,8 +58,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the synthesised DTMF conformance battery and print its table.
+    /// Run a synthesised DTMF battery (the Q.24 conformance battery, or the real-world
+    /// conditions) and print its table.
     Conformance {
+        /// Which battery.
+        #[arg(long, value_enum, default_value_t = Suite::Q24)]
+        suite: Suite,
         /// One JSON object per case per line.
         #[arg(long)]
         json: bool,
@@ -66,6 +76,9 @@ enum Command {
         /// Speech for the prompt-echo case (any audio file).
         #[arg(long, default_value = "fixtures/talkoff/proxy/espeak_en-us_m_p50.flac")]
         speech: PathBuf,
+        /// The fixtures folder the real-world suite takes its speech and G.729 material from.
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
     },
     /// Run a whole hot-desk call offline on virtual time, with a recording as the caller.
     Replay {
@@ -224,6 +237,15 @@ impl Profile {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum Suite {
+    /// The conformance battery of ITU-T Q.24 and the Mitel tests.
+    Q24,
+    /// The real-world conditions: noise, talk-down, clicks, sags, fast dialling, codec and
+    /// loss, off-nominal keys in noise, no-tone files.
+    Realworld,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum ChannelArg {
     Linear,
     Ulaw,
@@ -237,15 +259,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect {
             json,
             profile,
+            plot,
             files,
-        } => Ok(detect(&files, json, &profile.params())),
+        } => match plot {
+            Some(png) => plot_command(&files, json, &profile.params(), &png),
+            None => Ok(detect(&files, json, &profile.params())),
+        },
         Command::Qa { dir, json } => qa_command(&dir, json),
         Command::Conformance {
+            suite: Suite::Q24,
             json,
             seed,
             channel,
             speech,
+            ..
         } => conformance_command(json, seed, channel, &speech),
+        Command::Conformance {
+            suite: Suite::Realworld,
+            json,
+            seed,
+            channel,
+            fixtures,
+            ..
+        } => realworld_command(json, seed, channel, &fixtures),
         Command::Replay {
             json,
             flow,
@@ -434,23 +470,175 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// Samples in one piece of a recording that `detect` decodes on its own core (128 s, a whole
+/// number of the detector's hops).
+const PIECE: usize = 1_024_000;
+
+/// Streams a file through the detector in bounded memory, each 128 s piece decoded on a thread
+/// of its own while the file is still being read, as many at once as there are cores. A
+/// piece's detector first reads the end of the piece before it ([`WARM_UP_SAMPLES`]); its
+/// events are kept only if it then stands exactly where the reading of everything before
+/// stands ([`DtmfDetector::same_state`]); otherwise that piece is read again in order. The
+/// result is the one-pass result, bit for bit.
+fn detect_file(
+    file: &std::path::Path,
+    params: &DtmfParams,
+) -> Result<Vec<KeyPress>, audio::AudioError> {
+    let mut run = PieceRun {
+        params: params.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        chain: DtmfDetector::new(params.clone()),
+        presses: PressCollector::default(),
+        in_flight: std::collections::VecDeque::new(),
+        current: Vec::with_capacity(PIECE),
+        tail: Vec::new(),
+        next_start: 0,
+    };
+    audio::stream(file, &mut |mut block| {
+        while !block.is_empty() {
+            let take = (PIECE - run.current.len()).min(block.len());
+            run.current.extend_from_slice(&block[..take]);
+            block = &block[take..];
+            if run.current.len() == PIECE {
+                run.dispatch();
+            }
+        }
+    })?;
+    if !run.current.is_empty() {
+        run.dispatch();
+    }
+    while !run.in_flight.is_empty() {
+        run.settle_oldest();
+    }
+    run.chain.finish();
+    run.presses.drain(&mut run.chain);
+    Ok(run.presses.into_presses())
+}
+
+/// The state of [`detect_file`].
+struct PieceRun {
+    params: DtmfParams,
+    cores: usize,
+    /// The detector that has read everything before the pieces in flight.
+    chain: DtmfDetector,
+    presses: PressCollector,
+    in_flight: std::collections::VecDeque<std::thread::JoinHandle<Ahead>>,
+    current: Vec<i16>,
+    /// The last [`WARM_UP_SAMPLES`] of the piece before `current`.
+    tail: Vec<i16>,
+    /// Where `current` starts in the stream.
+    next_start: u64,
+}
+
+/// A piece read ahead: the piece, the detector's state where it starts, its events, its end
+/// state.
+struct Ahead {
+    piece: Vec<i16>,
+    joined: DtmfDetector,
+    events: Vec<DtmfEvent>,
+    end: DtmfDetector,
+}
+
+impl PieceRun {
+    /// Sends the current piece to a thread, first settling the oldest if all cores are busy.
+    fn dispatch(&mut self) {
+        if self.in_flight.len() >= self.cores {
+            self.settle_oldest();
+        }
+        let piece = std::mem::replace(&mut self.current, Vec::with_capacity(PIECE));
+        let warm = (WARM_UP_SAMPLES as usize).min(piece.len());
+        let tail = std::mem::replace(&mut self.tail, piece[piece.len() - warm..].to_vec());
+        let (params, at) = (self.params.clone(), self.next_start);
+        self.next_start += piece.len() as u64;
+        self.in_flight.push_back(std::thread::spawn(move || {
+            read_ahead(&params, at, &tail, piece)
+        }));
+    }
+
+    /// Takes the oldest piece's events if its detector joined in the chain's state, else reads
+    /// it again in order.
+    fn settle_oldest(&mut self) {
+        let Some(handle) = self.in_flight.pop_front() else {
+            return;
+        };
+        let ahead = handle.join().expect("a detector thread panicked");
+        if self.chain.same_state(&ahead.joined) {
+            self.presses.extend(ahead.events);
+            self.chain = ahead.end;
+        } else {
+            // A key or a candidate across the join: read the piece in order.
+            self.chain.push(&ahead.piece);
+            self.presses.drain(&mut self.chain);
+        }
+    }
+}
+
+/// Reads `piece`, which starts at sample `at`, after `before` (the samples just before it).
+fn read_ahead(params: &DtmfParams, at: u64, before: &[i16], piece: Vec<i16>) -> Ahead {
+    let mut detector = DtmfDetector::starting_at(params.clone(), at - before.len() as u64);
+    detector.push(before);
+    while detector.poll_event().is_some() {}
+    let joined = detector.clone();
+    detector.push(&piece);
+    let events = std::iter::from_fn(|| detector.poll_event()).collect();
+    Ahead {
+        piece,
+        joined,
+        events,
+        end: detector,
+    }
+}
+
+fn detect_line(file: &std::path::Path, json: bool, presses: &[KeyPress]) -> String {
+    if json {
+        detect_json(file, presses)
+    } else {
+        let digits: String = presses.iter().map(|p| p.digit).collect();
+        let digits = if digits.is_empty() {
+            "-".into()
+        } else {
+            digits
+        };
+        format!("{}: {digits}", file.display())
+    }
+}
+
+/// `detect --plot`: one file, its result line, and the picture.
+fn plot_command(
+    files: &[PathBuf],
+    json: bool,
+    params: &DtmfParams,
+    png: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let [file] = files else {
+        eprintln!(
+            "hotdesk detect: --plot draws one file; {} given",
+            files.len()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let analysis = match hotdesk_qa::plot::analyse(file, params) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hotdesk detect: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!("{}", detect_line(file, json, &analysis.presses));
+    if let Err(e) = hotdesk_qa::plot::draw(&analysis, &file.display().to_string(), png) {
+        eprintln!("hotdesk detect: {}: {e}", png.display());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn detect(files: &[PathBuf], json: bool, params: &DtmfParams) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     let mut stdout = std::io::stdout().lock();
     for file in files {
-        match qa::decode_file(file, params) {
-            Ok((presses, _)) => {
-                let line = if json {
-                    detect_json(file, &presses)
-                } else {
-                    let digits: String = presses.iter().map(|p| p.digit).collect();
-                    let digits = if digits.is_empty() {
-                        "-".into()
-                    } else {
-                        digits
-                    };
-                    format!("{}: {digits}", file.display())
-                };
+        match detect_file(file, params) {
+            Ok(presses) => {
+                let line = detect_line(file, json, &presses);
                 // A closed pipe (`| head`) is not an error worth a message.
                 if writeln!(stdout, "{line}").is_err() {
                     return status;
@@ -522,17 +710,51 @@ fn qa_command(dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+impl ChannelArg {
+    fn channel(self) -> Channel {
+        match self {
+            ChannelArg::Linear => Channel::Linear,
+            ChannelArg::Ulaw => Channel::Ulaw,
+            ChannelArg::Alaw => Channel::Alaw,
+        }
+    }
+}
+
+fn realworld_command(
+    json: bool,
+    seed: u64,
+    channel: ChannelArg,
+    fixtures: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let material = match realworld::Material::load(fixtures) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("hotdesk conformance: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let results = realworld::run(&DtmfParams::default(), channel.channel(), seed, &material);
+    if json {
+        for r in &results {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", realworld::render(&results));
+    }
+    Ok(if realworld::verdict(&results).0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn conformance_command(
     json: bool,
     seed: u64,
     channel: ChannelArg,
     speech: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let channel = match channel {
-        ChannelArg::Linear => Channel::Linear,
-        ChannelArg::Ulaw => Channel::Ulaw,
-        ChannelArg::Alaw => Channel::Alaw,
-    };
+    let channel = channel.channel();
     let speech = match audio::load(speech) {
         Ok(a) => Some(a.samples),
         Err(e) => {

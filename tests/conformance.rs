@@ -1,4 +1,4 @@
-//! The DTMF conformance battery (`dtmf-conformance.md`) on linear input and after µ-law and
+//! The DTMF conformance battery (`docs/dtmf.md` §1) on linear input and after µ-law and
 //! A-law round trips, with two independent seeds: every standard and robustness case must pass
 //! and the info measurements must be at least as good as spandsp's.
 

@@ -419,3 +419,100 @@ licence = "MIT"
     assert!(absent.contains("cannot open"), "{absent}");
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
 }
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn detect_plot_draws_the_recording_and_prints_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("keys.wav");
+    write_digits(&wav, "159#");
+    let png = dir.path().join("keys.png");
+    let out = run(hotdesk().args(["detect", "--plot"]).arg(&png).arg(&wav));
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    assert_eq!(stdout_lines(&out), [format!("{}: 159#", display(&wav))]);
+    let bytes = std::fs::read(&png).expect("the picture was written");
+    assert_eq!(png_size(&bytes), (1600, 720));
+    // A picture of a recording is more than a blank canvas: tens of kilobytes of detail.
+    assert!(bytes.len() > 20_000, "{} bytes", bytes.len());
+}
+
+#[test]
+fn detect_plot_takes_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    write_digits(&a, "1");
+    write_digits(&b, "2");
+    let png = dir.path().join("x.png");
+    let out = run(hotdesk()
+        .args(["detect", "--plot"])
+        .arg(&png)
+        .arg(&a)
+        .arg(&b));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_lines(&out)[0].contains("--plot draws one file; 2 given"),
+        "{:?}",
+        stderr_lines(&out)
+    );
+    assert!(!png.exists());
+}
+
+#[test]
+fn detect_plot_of_an_unreadable_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wav");
+    std::fs::write(&bad, b"not audio at all").unwrap();
+    let png = dir.path().join("bad.png");
+    let out = run(hotdesk().args(["detect", "--plot"]).arg(&png).arg(&bad));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_lines(&out)[0].contains("bad.wav"));
+}
+
+/// `detect` decodes a long recording in 128 s pieces on several cores: keys across the joins,
+/// a noise floor that changes, speech-like bursts, and the result must be the one-pass result
+/// to the sample.
+#[test]
+fn detect_on_pieces_gives_the_one_pass_result() {
+    const PIECE: usize = 1_024_000;
+    let mut s = Signal::new(8000, 21);
+    let mut keys = "0123456789*#ABCD".chars().cycle();
+    while s.len() < 3 * PIECE + 100_000 {
+        // Keys every 0.6-1 s, and one straddling each join.
+        let next_join = (s.len() / PIECE + 1) * PIECE;
+        if next_join - s.len() < 9000 && next_join > s.len() + 200 {
+            let gap = next_join - s.len() - 200;
+            s.silence(gap);
+        } else {
+            let gap = s.ms(500.0 + (s.len() % 400) as f64);
+            s.silence(gap);
+        }
+        let on = s.ms(60.0 + (s.len() % 90) as f64);
+        s.burst(&Burst::new(keys.next().unwrap(), on, -14.0));
+    }
+    s.add_noise(-40.0);
+    let audio = s.to_i16();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("long.wav");
+    hound_write(&wav, 8000, &audio);
+    let out = run(hotdesk().args(["detect", "--json"]).arg(&wav));
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let v: Value = serde_json::from_str(&stdout_lines(&out)[0]).unwrap();
+    let one_pass =
+        hotdesk_core::dsp::dtmf::detect(&audio, &hotdesk_core::dsp::dtmf::DtmfParams::default());
+    assert!(one_pass.len() > 300, "{} keys", one_pass.len());
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), one_pass.len());
+    for (e, p) in events.iter().zip(&one_pass) {
+        assert_eq!(e["digit"], p.digit.to_string());
+        assert_eq!(number(e, "start_ms"), p.start as f64 / 8.0);
+        assert_eq!(number(e, "end_ms"), p.end as f64 / 8.0);
+        assert_eq!(number(e, "detected_ms"), p.detected_at as f64 / 8.0);
+    }
+}

@@ -43,7 +43,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn apply(self, audio: Vec<i16>) -> Vec<i16> {
+    /// The audio as it comes out of the channel.
+    pub fn apply(self, audio: Vec<i16>) -> Vec<i16> {
         match self {
             Channel::Linear => audio,
             Channel::Ulaw => Law::Ulaw.round_trip(&audio),
@@ -55,7 +56,7 @@ impl Channel {
 /// The result of one case.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    /// Case name, as in `dtmf-conformance.md`.
+    /// Case name, as in `docs/dtmf.md` §1.
     pub name: &'static str,
     /// How it is judged.
     pub kind: Kind,
