@@ -799,7 +799,7 @@ fn with_directory(
     what: &str,
     config: Option<&std::path::Path>,
     work: impl AsyncFnOnce(
-        &hotdesk_store::directory::Directory,
+        &dyn hotdesk_store::Store,
         &hotdesk::config::Validated,
     ) -> Result<ExitCode, hotdesk_store::directory::DirectoryError>,
 ) -> anyhow::Result<ExitCode> {
@@ -819,7 +819,7 @@ fn with_directory(
     runtime.block_on(async {
         let outcome = match config.open_directory(|name| std::env::var(name).ok()).await {
             Ok(directory) => {
-                let outcome = work(&directory, &config).await;
+                let outcome = work(&directory as &dyn hotdesk_store::Store, &config).await;
                 directory.close().await;
                 outcome
             }
@@ -896,13 +896,13 @@ fn users_command(
                 }
             }
             UsersCommand::Import { file } => {
-                let reader = std::fs::File::open(&file).map_err(|e| {
+                let csv = std::fs::read(&file).map_err(|e| {
                     hotdesk_store::directory::DirectoryError::Read {
                         path: file.display().to_string(),
                         reason: e.to_string(),
                     }
                 })?;
-                let report = directory.import_csv(reader).await?;
+                let report = directory.import_csv(&csv).await?;
                 for error in &report.errors {
                     eprintln!("{}:{}: {}", file.display(), error.line, error.message);
                 }

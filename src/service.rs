@@ -23,7 +23,8 @@ use crate::server::{self, ServerError, ServerHandle, Services};
 use hotdesk_core::identity::SourceKey;
 use hotdesk_core::ivr::executor::{BoxFuture, FlowServices};
 use hotdesk_core::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
-use hotdesk_store::directory::{Directory, DirectoryError};
+use hotdesk_store::directory::DirectoryError;
+use hotdesk_store::{Outbox, Store, StoreFlows};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +51,17 @@ pub enum ServiceError {
 
 /// The directory as the flows see it, counting outcomes for `/metrics`.
 pub struct FlowDirectory {
-    directory: Directory,
+    directory: StoreFlows,
     metrics: Arc<Metrics>,
 }
 
 impl FlowDirectory {
-    /// `directory` for the flows, counting into `metrics`.
-    pub fn new(directory: Directory, metrics: Arc<Metrics>) -> FlowDirectory {
-        FlowDirectory { directory, metrics }
+    /// `store` for the flows, counting into `metrics`.
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> FlowDirectory {
+        FlowDirectory {
+            directory: StoreFlows(store),
+            metrics,
+        }
     }
 }
 
@@ -99,7 +103,7 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// or none: an API unlock ends a block here within one round), and once an hour the store is
 /// pruned.
 async fn watch_store(
-    directory: Directory,
+    directory: Arc<dyn Store>,
     server: ServerHandle,
     retention: Option<Duration>,
     stop: impl Future<Output = ()>,
@@ -168,7 +172,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     raise_fd_limit();
-    let directory = config.open_directory(&env).await?;
+    let opened = config.open_directory(&env).await?;
+    let outbox: Arc<dyn Outbox> = Arc::new(opened.clone());
+    let directory: Arc<dyn Store> = Arc::new(opened);
     let metrics = Arc::new(Metrics::default());
     let (stop, stopped) = watch::channel(false);
     let wait_stop = move || {
@@ -183,7 +189,7 @@ pub async fn run(
             // Validation already refused a webhook without its secret.
             let secret = env(&config.config.report.secret_env).unwrap_or_default();
             Some(
-                delivery::Delivery::new(directory.clone(), url, SecretString::from(secret))?
+                delivery::Delivery::new(outbox.clone(), url, SecretString::from(secret))?
                     .metrics(metrics.clone())
                     .signature(config.config.report.signature)
                     .spawn(wait_stop()),
@@ -228,6 +234,7 @@ pub async fn run(
     };
     let state = ApiState {
         directory: directory.clone(),
+        outbox,
         server: handle,
         activations: Activations::default(),
         metrics,

@@ -40,7 +40,8 @@ impl Api {
             .unwrap();
         tokio::spawn(media.run(std::future::pending()));
         let state = ApiState {
-            directory: directory.clone(),
+            directory: Arc::new(directory.clone()),
+            outbox: Arc::new(directory.clone()),
             server: handle,
             activations: Activations::default(),
             metrics: Arc::new(Metrics::default()),

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hotdesk::report::{Event, Report};
+use hotdesk_store::Store;
 use hotdesk_store::directory::{
     Directory, DirectoryError, LockoutPolicy, LoginAttempt, LoginOutcome, Pepper, Via, hash_pin,
     verify_pin,

@@ -246,7 +246,7 @@ fn fast(delivery: Delivery) -> Delivery {
 }
 
 fn delivery(d: &Directory, url: &str) -> Delivery {
-    fast(Delivery::new(d.clone(), url, SecretString::from(SECRET)).unwrap())
+    fast(Delivery::new(Arc::new(d.clone()), url, SecretString::from(SECRET)).unwrap())
 }
 
 /// The shutdown future and its trigger.
@@ -437,7 +437,7 @@ async fn bad_webhook_settings_are_refused() {
         ("not a url", SECRET),
         ("http://127.0.0.1:9/h", ""),
     ] {
-        let err = Delivery::new(d.clone(), url, SecretString::from(secret)).unwrap_err();
+        let err = Delivery::new(Arc::new(d.clone()), url, SecretString::from(secret)).unwrap_err();
         assert!(err.to_string().starts_with("report.webhook_url"), "{err}");
     }
 }

@@ -41,7 +41,7 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
             .unwrap();
         directory.add_user("1001", Some("Ann"), None).await.unwrap();
         directory
-            .set_pin("1001", &SecretString::from("4321"))
+            .set_pin("1001", &SecretString::from("4829"))
             .await
             .unwrap();
         let text = format!(
@@ -54,7 +54,8 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
             .unwrap();
         tokio::spawn(media.run(std::future::pending()));
         api::router(ApiState {
-            directory,
+            directory: Arc::new(directory.clone()),
+            outbox: Arc::new(directory),
             server: handle,
             activations: Activations::default(),
             metrics: Arc::new(Metrics::default()),

@@ -32,7 +32,8 @@ use crate::config::Validated;
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 use hotdesk_core::identity::{Extension, SourceKey};
-use hotdesk_store::directory::{Directory, Via};
+use hotdesk_store::directory::Via;
+use hotdesk_store::{Outbox, Store};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -41,7 +42,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     /// Users, logins, lockouts, reports.
-    pub directory: Directory,
+    pub directory: Arc<dyn Store>,
+    /// The reports waiting for the webhook (the queue-depth gauge).
+    pub outbox: Arc<dyn Outbox>,
     /// The media server (places callback calls, tells whether it drains).
     pub server: ServerHandle,
     /// Callback activations in progress and done.
@@ -189,7 +192,7 @@ async fn ready(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    match state.directory.queue_depth().await {
+    match state.outbox.queue_depth().await {
         Ok(depth) => {
             state.metrics.report_queue.set(depth as i64);
         }

@@ -19,7 +19,8 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::task::{JoinHandle, JoinSet};
 
-use hotdesk_store::directory::{Directory, DirectoryError, Pending, now, to_ms};
+use hotdesk_store::Outbox;
+use hotdesk_store::directory::{DirectoryError, Pending, now, to_ms};
 
 use super::SignatureScheme;
 
@@ -56,7 +57,7 @@ pub fn install_crypto_provider() {
 /// The delivery task's settings; [`Delivery::spawn`] starts it.
 #[derive(Clone)]
 pub struct Delivery {
-    directory: Directory,
+    directory: std::sync::Arc<dyn Outbox>,
     url: reqwest::Url,
     secret: SecretString,
     client: reqwest::Client,
@@ -88,7 +89,7 @@ impl Delivery {
     /// Delivery of `directory`'s outbox to `url`, signed with `secret`; backoff 1 s to 60 s,
     /// 5 s request timeout.
     pub fn new(
-        directory: Directory,
+        directory: std::sync::Arc<dyn Outbox>,
         url: &str,
         secret: SecretString,
     ) -> Result<Delivery, DeliveryError> {
@@ -175,7 +176,7 @@ impl Delivery {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                () = self.directory.outbox_notify().notified() => {}
+                () = self.directory.written().notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -183,7 +184,7 @@ impl Delivery {
     }
 
     async fn round(&self, all_due: bool) -> Result<Round, DirectoryError> {
-        let heads = self.directory.outbox_heads().await?;
+        let heads = self.directory.heads().await?;
         let now_ms = to_ms(now());
         let (due, later): (Vec<Pending>, Vec<Pending>) = heads
             .into_iter()
@@ -271,7 +272,7 @@ impl Delivery {
 
 /// Starts delivery of `directory`'s outbox to `url` (see [`Delivery`]).
 pub fn spawn(
-    directory: Directory,
+    directory: std::sync::Arc<dyn Outbox>,
     url: &str,
     secret: SecretString,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -9,6 +9,7 @@ use crate::replay::{self, ReplaySpec};
 use hotdesk_core::ivr::FlowContext;
 use hotdesk_core::prompts::loader::PromptCache;
 use hotdesk_store::directory::{Directory, LockoutPolicy, Pepper, PinPolicy};
+use hotdesk_store::{Store, StoreFlows};
 
 /// What a flow fixture is compared on: the keys taken and the outcome, as one string.
 pub fn summary(keys: &str, outcome: Option<&str>) -> String {
@@ -93,16 +94,18 @@ pub fn replay_fixture(
             refuse_weak: false,
             ..PinPolicy::default()
         };
-        let directory = Directory::open_with(&url, Pepper::random(), policy, pins)
-            .await
-            .map_err(|e| e.to_string())?;
-        let users = std::fs::File::open(suite.join("users.csv"))
+        let directory: Arc<dyn Store> = Arc::new(
+            Directory::open_with(&url, Pepper::random(), policy, pins)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let users = std::fs::read(suite.join("users.csv"))
             .map_err(|e| format!("{}: {e}", suite.join("users.csv").display()))?;
         directory
-            .import_csv(users)
+            .import_csv(&users)
             .await
             .map_err(|e| e.to_string())?;
-        let flows = directory.clone();
+        let flows = StoreFlows(directory.clone());
         let t = replay::run(&spec, &media, Arc::new(prompts), &flows)
             .await
             .map_err(|e| e.to_string());

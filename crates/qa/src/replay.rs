@@ -474,6 +474,7 @@ pub async fn run_file(
     prompts: Arc<PromptCache>,
 ) -> Result<FileReplayOutput, FileReplayError> {
     use hotdesk_store::directory::{Directory, Pepper, pepper_path};
+    use hotdesk_store::{Store, StoreFlows};
     let media = read_caller(&request.caller)?;
     // Removed when dropped, whichever way this function returns.
     let scratch = tempfile::Builder::new()
@@ -504,13 +505,13 @@ pub async fn run_file(
         }
     }
     let url = format!("sqlite://{}", copy.display());
-    let directory = Directory::open(&url, pepper, request.policy).await?;
+    let directory: Arc<dyn Store> = Arc::new(Directory::open(&url, pepper, request.policy).await?);
     let before = directory
         .events_after(None, u32::MAX)
         .await?
         .last()
         .map(|r| r.id.clone());
-    let flows = directory.clone();
+    let flows = StoreFlows(directory.clone());
     let transcript = run(&request.spec, &media, prompts, &flows).await?;
     let reports = directory.events_after(before.as_deref(), u32::MAX).await?;
     directory.close().await;

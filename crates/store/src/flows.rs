@@ -1,15 +1,21 @@
-//! The directory as the flows see it ([`FlowServices`]): a store error becomes
-//! [`Unavailable`], logged here with the desk, so the caller hears "try again later".
+//! A store as the flows see it ([`FlowServices`]): a store error becomes [`Unavailable`],
+//! logged here with the desk, so the caller hears "try again later".
+
+use std::sync::Arc;
 
 use hotdesk_core::ivr::executor::{BoxFuture, FlowServices};
 use hotdesk_core::model::{LoginAttempt, LoginOutcome, Release, Unavailable};
 
-use crate::Directory;
+use crate::Store;
 
-impl FlowServices for Directory {
+/// Any [`Store`] answering the flows' questions.
+#[derive(Debug, Clone)]
+pub struct StoreFlows(pub Arc<dyn Store>);
+
+impl FlowServices for StoreFlows {
     fn login(&self, a: LoginAttempt) -> BoxFuture<'_, Result<LoginOutcome, Unavailable>> {
         Box::pin(async move {
-            self.login(&a).await.map_err(|e| {
+            self.0.login(&a).await.map_err(|e| {
                 tracing::error!(device = a.device, "login not verified: {e}");
                 Unavailable
             })
@@ -18,7 +24,8 @@ impl FlowServices for Directory {
 
     fn release(&self, r: Release) -> BoxFuture<'_, Result<Option<String>, Unavailable>> {
         Box::pin(async move {
-            self.release(&r.device, r.via, r.call_id.as_deref())
+            self.0
+                .release(&r.device, r.via, r.call_id.as_deref())
                 .await
                 .map_err(|e| {
                     tracing::error!(device = r.device, "release failed: {e}");

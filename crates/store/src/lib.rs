@@ -1,10 +1,17 @@
 //! hotdesk's store: the directory of users, PIN hashes, logins and lockouts, and the report
 //! outbox, with the lockout policy they are kept by.
 //!
-//! The server, the command line, the API and `replay` hold a [`Store`]; SQLite is the
-//! implementation today ([`directory::Directory`]).
+//! - [`lockout`]: the lockout policy, pure, tested on injected time;
+//! - [`store`]: the [`Store`] and [`Outbox`] traits the server, the command line, the API,
+//!   delivery and `replay` hold;
+//! - [`directory`]: the SQLite implementation (users, PIN hashes, logins, failures, locks,
+//!   the report log and outbox), with the semantics every implementation keeps.
 
 pub mod directory;
 mod flows;
+pub mod lockout;
+pub mod store;
 
 pub use directory::*;
+pub use flows::StoreFlows;
+pub use store::{Outbox, Store};

@@ -44,6 +44,7 @@
 //! error, `Debug` output or report.
 
 mod pin;
+mod seam;
 mod users;
 
 use std::path::Path;
@@ -63,6 +64,8 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::lockout;
+pub use crate::lockout::{LockKind, LockoutPolicy};
 use hotdesk_core::identity::{Extension, SourceKey};
 use hotdesk_core::model::{Event, Report};
 pub use hotdesk_core::model::{LoginAttempt, LoginOutcome, Via};
@@ -75,68 +78,6 @@ pub use users::{ImportLineError, ImportReport, User};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Lockout limits (`[security]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Failed attempts on one account within `window` that lock it.
-    pub failures: u32,
-    /// The sliding window failures are counted in.
-    pub window: Duration,
-    /// How long a lock lasts.
-    pub lock: Duration,
-    /// Failed attempts from one desk (any accounts) within `window` that lock the desk.
-    pub device_failures: u32,
-    /// Failed attempts from one source address (any desks, any accounts) within
-    /// `source_window` that block the source for `source_block`.
-    pub source_failures: u32,
-    /// The window source failures are counted in.
-    pub source_window: Duration,
-    /// How long a source stays blocked.
-    pub source_block: Duration,
-}
-
-impl LockoutPolicy {
-    /// Failures per desk when the configuration does not say: twice the usual per-account
-    /// limit, so one person mistyping does not lock a shared phone.
-    pub const DEFAULT_DEVICE_FAILURES: u32 = 10;
-
-    fn validate(&self) -> Result<(), DirectoryError> {
-        if self.failures == 0
-            || self.device_failures == 0
-            || self.source_failures == 0
-            || self.window.is_zero()
-            || self.lock.is_zero()
-            || self.source_window.is_zero()
-            || self.source_block.is_zero()
-        {
-            return Err(DirectoryError::Invalid {
-                field: "security",
-                reason: "lockout and source-block failures, windows and durations must be \
-                         positive"
-                    .into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Default for LockoutPolicy {
-    /// Five failures in 15 minutes lock an account for 15 minutes; ten lock a desk; twenty from
-    /// one source in 15 minutes block it for 15 minutes (the configuration's defaults, checked
-    /// against them by a test of the server's config).
-    fn default() -> Self {
-        LockoutPolicy {
-            failures: 5,
-            window: Duration::from_secs(900),
-            lock: Duration::from_secs(900),
-            device_failures: Self::DEFAULT_DEVICE_FAILURES,
-            source_failures: 20,
-            source_window: Duration::from_secs(900),
-            source_block: Duration::from_secs(900),
-        }
-    }
-}
 
 /// Who is logged in at a desk (`GET /v1/devices` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -304,43 +245,6 @@ struct Subjects<'a> {
     device: &'a str,
     /// The source key ([`SourceKey`]), when source limits apply.
     source: Option<String>,
-}
-
-/// What a lock is on (the `lockouts.kind` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockKind {
-    /// An account (too many wrong PINs for it).
-    Account,
-    /// A desk phone (too many failures from it, any accounts).
-    Device,
-    /// A source address (too many failures from it, any desks).
-    Source,
-}
-
-impl LockKind {
-    /// The stored and reported name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockKind::Account => "account",
-            LockKind::Device => "device",
-            LockKind::Source => "source",
-        }
-    }
-
-    fn parse(s: &str) -> Result<LockKind, DirectoryError> {
-        [LockKind::Account, LockKind::Device, LockKind::Source]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| DirectoryError::Corrupt(format!("unknown lock kind {s:?}")))
-    }
-
-    /// The report a new lock of this kind writes.
-    fn event(self) -> Event {
-        match self {
-            LockKind::Source => Event::SourceBlocked,
-            LockKind::Account | LockKind::Device => Event::LockedOut,
-        }
-    }
 }
 
 /// A lock in force (`GET /v1/lockouts`).
@@ -593,7 +497,8 @@ impl Directory {
     }
 
     /// Writes a failed attempt and its report; locks each subject whose failures reach the
-    /// policy's limit, with a `locked_out` (account, desk) or `source_blocked` report.
+    /// policy's limit ([`LockoutPolicy::lock_until`]), with a `locked_out` (account, desk) or
+    /// `source_blocked` report.
     async fn record_failure(
         &self,
         tx: &mut WriteTx,
@@ -603,7 +508,7 @@ impl Directory {
         now_ms: i64,
     ) -> Result<LoginOutcome, DirectoryError> {
         let policy = self.inner.policy;
-        let oldest = now_ms.saturating_sub(duration_ms(policy.window.max(policy.source_window)));
+        let oldest = now_ms.saturating_sub(lockout::ms(policy.longest_window()));
         sqlx::query("DELETE FROM failures WHERE at_ms <= $1")
             .bind(oldest)
             .execute(&mut **tx)
@@ -627,40 +532,18 @@ impl Directory {
             source: None,
         };
         insert_report(tx, failed, now_ms).await?;
-        let window_start = now_ms.saturating_sub(duration_ms(policy.window));
-        let source_start = now_ms.saturating_sub(duration_ms(policy.source_window));
-        let lock_until = now_ms.saturating_add(duration_ms(policy.lock));
-        let block_until = now_ms.saturating_add(duration_ms(policy.source_block));
-        let limits = [
-            (
-                LockKind::Account,
-                s.account,
-                policy.failures,
-                window_start,
-                lock_until,
-            ),
-            (
-                LockKind::Device,
-                Some(s.device),
-                policy.device_failures,
-                window_start,
-                lock_until,
-            ),
-            (
-                LockKind::Source,
-                s.source.as_deref(),
-                policy.source_failures,
-                source_start,
-                block_until,
-            ),
+        let subjects = [
+            (LockKind::Account, s.account),
+            (LockKind::Device, Some(s.device)),
+            (LockKind::Source, s.source.as_deref()),
         ];
         let mut locked_until = None;
-        for (kind, subject, limit, since, until) in limits {
+        for (kind, subject) in subjects {
             let Some(subject) = subject else { continue };
-            let count = recent_failures(tx, kind, subject, since).await?;
-            if count < i64::from(limit) {
+            let count = recent_failures(tx, &policy, kind, subject, now_ms).await?;
+            let Some(until) = policy.lock_until(kind, count, now_ms) else {
                 continue;
-            }
+            };
             sqlx::query(
                 "INSERT INTO lockouts (kind, subject, until_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT (kind, subject) DO UPDATE SET until_ms = excluded.until_ms",
@@ -895,20 +778,6 @@ impl Directory {
                 })
             })
             .collect()
-    }
-
-    /// The source keys blocked at `now`, with when each block ends.
-    pub async fn blocked_sources_at(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<Vec<(String, OffsetDateTime)>, DirectoryError> {
-        Ok(self
-            .lockouts_at(now)
-            .await?
-            .into_iter()
-            .filter(|l| l.kind == LockKind::Source.as_str())
-            .map(|l| (l.subject, l.until))
-            .collect())
     }
 
     /// [`Directory::locked_until_at`] now.
@@ -1228,12 +1097,13 @@ async fn active_lock(
     .await?)
 }
 
-/// Failures of one subject since `since` and after its last lock ended.
+/// Failures of one subject that count at `now_ms` ([`LockoutPolicy::counting_since`]).
 async fn recent_failures(
     conn: &mut SqliteConnection,
+    policy: &LockoutPolicy,
     kind: LockKind,
     subject: &str,
-    since: i64,
+    now_ms: i64,
 ) -> Result<i64, DirectoryError> {
     let last_lock: Option<i64> =
         sqlx::query_scalar("SELECT until_ms FROM lockouts WHERE kind = $1 AND subject = $2")
@@ -1241,7 +1111,7 @@ async fn recent_failures(
             .bind(subject)
             .fetch_optional(&mut *conn)
             .await?;
-    let since = since.max(last_lock.unwrap_or(i64::MIN));
+    let since = policy.counting_since(kind, now_ms, last_lock);
     let sql = match kind {
         LockKind::Account => "SELECT COUNT(*) FROM failures WHERE account = $1 AND at_ms > $2",
         LockKind::Device => "SELECT COUNT(*) FROM failures WHERE device = $1 AND at_ms > $2",
