@@ -8,8 +8,10 @@
 //!   the report log and outbox), with the semantics every implementation keeps.
 
 pub mod directory;
+pub mod error;
 mod flows;
 pub mod lockout;
+pub mod records;
 pub mod store;
 
 pub use directory::*;

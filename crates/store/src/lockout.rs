@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use hotdesk_core::model::Event;
 
-use crate::directory::DirectoryError;
-
 /// Lockout limits (`[security]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
@@ -43,7 +41,9 @@ impl LockoutPolicy {
     /// limit, so one person mistyping does not lock a shared phone.
     pub const DEFAULT_DEVICE_FAILURES: u32 = 10;
 
-    pub(crate) fn validate(&self) -> Result<(), DirectoryError> {
+    /// Why the policy cannot work, if it cannot: every limit, window and duration must be
+    /// positive.
+    pub fn invalid(&self) -> Option<&'static str> {
         if self.failures == 0
             || self.device_failures == 0
             || self.source_failures == 0
@@ -52,14 +52,11 @@ impl LockoutPolicy {
             || self.source_window.is_zero()
             || self.source_block.is_zero()
         {
-            return Err(DirectoryError::Invalid {
-                field: "security",
-                reason: "lockout and source-block failures, windows and durations must be \
-                         positive"
-                    .into(),
-            });
+            return Some(
+                "lockout and source-block failures, windows and durations must be positive",
+            );
         }
-        Ok(())
+        None
     }
 }
 
@@ -135,11 +132,11 @@ impl LockKind {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Result<LockKind, DirectoryError> {
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> Option<LockKind> {
         [LockKind::Account, LockKind::Device, LockKind::Source]
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| DirectoryError::Corrupt(format!("unknown lock kind {s:?}")))
     }
 
     /// The report a new lock of this kind writes.
@@ -212,6 +209,6 @@ mod tests {
         for kind in [LockKind::Account, LockKind::Device, LockKind::Source] {
             assert_eq!(LockKind::parse(kind.as_str()).unwrap(), kind);
         }
-        assert!(LockKind::parse("desk").is_err());
+        assert!(LockKind::parse("desk").is_none());
     }
 }

@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::directory::{DirectoryError, ImportReport, Lock, Login, Pending, User};
+use crate::error::DirectoryError;
 use crate::lockout::LockoutPolicy;
+use crate::records::{ImportReport, Lock, Login, Pending, User};
 
 /// Users, PINs, logins, lockouts and the report log.
 #[async_trait]

@@ -53,7 +53,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Serialize;
 use sqlx::Connection as _;
 use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
@@ -70,128 +69,15 @@ use hotdesk_core::identity::{Extension, SourceKey};
 use hotdesk_core::model::{Event, Report};
 pub use hotdesk_core::model::{LoginAttempt, LoginOutcome, Via};
 
+pub use crate::error::DirectoryError;
+pub use crate::records::{ImportLineError, ImportReport, Lock, Login, Pending, User};
 pub use pin::{
     MIN_PEPPER_BYTES, PEPPER_ENV, PIN_DIGITS, Pepper, PinPolicy, dummy_hash, hash_pin, pepper_path,
     validate_pin, verify_pin,
 };
-pub use users::{ImportLineError, ImportReport, User};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Who is logged in at a desk (`GET /v1/devices` entry).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Login {
-    /// The desk.
-    pub device: String,
-    /// The user logged in there.
-    pub user: String,
-    /// Since when (RFC 3339 UTC millis).
-    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
-    pub since: OffsetDateTime,
-    /// How they logged in.
-    pub via: Via,
-    /// The call they logged in with (not part of the API body).
-    #[serde(skip)]
-    pub call_id: Option<String>,
-}
-
-/// Why a directory operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DirectoryError {
-    /// The store cannot be opened.
-    #[error("store {url}: cannot open: {source}{hint}")]
-    Open {
-        /// `store.url`.
-        url: String,
-        /// The driver's error.
-        source: sqlx::Error,
-        /// What the file system says when SQLite's own code is vague, e.g.
-        /// "; the file system holding it is read-only" for SQLITE_CANTOPEN.
-        hint: String,
-    },
-    /// The schema migrations failed.
-    #[error("store {url}: migration failed: {source}")]
-    Migrate {
-        /// `store.url`.
-        url: String,
-        /// The migrator's error.
-        source: sqlx::migrate::MigrateError,
-    },
-    /// A query failed.
-    #[error("store: {0}")]
-    Store(#[from] sqlx::Error),
-    /// Bad input: names the field and why (never echoes a PIN).
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// The field (`extension`, `pin`, `language`, `device` …).
-        field: &'static str,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// No user with that extension.
-    #[error("extension {0}: no such user")]
-    UnknownUser(String),
-    /// The user already exists.
-    #[error("extension {0}: user already exists")]
-    UserExists(String),
-    /// `after` is not the id of a report.
-    #[error("after: {0:?} is not the id of a report")]
-    UnknownEvent(String),
-    /// The pepper given in the environment is unusable.
-    #[error("PIN pepper: {0}")]
-    Pepper(String),
-    /// The pepper file is unusable.
-    #[error("PIN pepper {}: {reason}", path.display())]
-    PepperFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The database's PIN hashes were made with another pepper.
-    #[error(
-        "store {url}: its PIN hashes were made with another pepper, so every PIN would fail; \
-         restore the original {PEPPER_ENV} or pepper file"
-    )]
-    PepperMismatch {
-        /// `store.url`.
-        url: String,
-    },
-    /// Hashing or verifying failed (a corrupt stored hash, or the worker thread died).
-    #[error("PIN hash: {0}")]
-    Hash(String),
-    /// The database holds something this code never writes.
-    #[error("store: corrupt row: {0}")]
-    Corrupt(String),
-    /// The CSV could not be read at all (per-line problems are in the import report).
-    #[error("{path}: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl DirectoryError {
-    /// True when the caller's input is at fault (exit status 2, HTTP 4xx); false for internal
-    /// trouble (exit status 1, HTTP 5xx).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            DirectoryError::Invalid { .. }
-                | DirectoryError::UnknownUser(_)
-                | DirectoryError::UserExists(_)
-                | DirectoryError::UnknownEvent(_)
-                | DirectoryError::Pepper(_)
-                | DirectoryError::PepperFile { .. }
-                | DirectoryError::PepperMismatch { .. }
-                | DirectoryError::Read { .. }
-        )
-    }
-}
 
 /// The directory: cheap to clone (one shared pool), safe to use from any task.
 #[derive(Clone)]
@@ -247,27 +133,6 @@ struct Subjects<'a> {
     source: Option<String>,
 }
 
-/// A lock in force (`GET /v1/lockouts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Lock {
-    /// `account`, `device` or `source`.
-    pub kind: &'static str,
-    /// The extension, or the source key.
-    pub subject: String,
-    /// When it ends.
-    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
-    pub until: OffsetDateTime,
-}
-
-/// An undelivered report at the head of its device's queue, for the delivery task.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub seq: i64,
-    pub report: Report,
-    pub attempts: u32,
-    pub next_attempt_ms: i64,
-}
-
 type ReportRow = (
     i64,
     String,
@@ -310,7 +175,12 @@ impl Directory {
         policy: LockoutPolicy,
         pin_policy: PinPolicy,
     ) -> Result<Directory, DirectoryError> {
-        policy.validate()?;
+        if let Some(reason) = policy.invalid() {
+            return Err(DirectoryError::Invalid {
+                field: "security",
+                reason: reason.into(),
+            });
+        }
         if !url.starts_with("sqlite:") {
             return Err(DirectoryError::Invalid {
                 field: "store.url",
@@ -772,7 +642,9 @@ impl Directory {
         rows.into_iter()
             .map(|(kind, subject, until)| {
                 Ok(Lock {
-                    kind: LockKind::parse(&kind)?.as_str(),
+                    kind: LockKind::parse(&kind)
+                        .ok_or_else(|| DirectoryError::Corrupt(format!("lock kind {kind:?}")))?
+                        .as_str(),
                     subject,
                     until: from_ms(until),
                 })

@@ -18,7 +18,7 @@ use hmac::{KeyInit, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
-use super::DirectoryError;
+use crate::error::DirectoryError;
 
 /// The environment variable that carries the pepper (hex or base64, at least 32 bytes).
 pub const PEPPER_ENV: &str = "HOTDESK_PIN_PEPPER";

@@ -8,8 +8,10 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::{Directory, DirectoryError, ImportReport, Lock, Login, Pending, User};
+use super::Directory;
+use crate::error::DirectoryError;
 use crate::lockout::LockoutPolicy;
+use crate::records::{ImportReport, Lock, Login, Pending, User};
 use crate::store::{Outbox, Store};
 
 #[async_trait::async_trait]

@@ -1,59 +1,15 @@
 //! Users: extension, display name, prompt language and PIN hash; CSV import.
 
-use std::fmt;
-
 use secrecy::SecretString;
-use serde::Serialize;
-use time::OffsetDateTime;
 
-use super::{Directory, DirectoryError, NewReport, Via, from_ms, insert_report, now, to_ms};
+use super::{Directory, NewReport, Via, from_ms, insert_report, now, to_ms};
+use crate::error::DirectoryError;
+use crate::records::{ImportLineError, ImportReport, User};
 use hotdesk_core::identity::Extension;
 use hotdesk_core::model::Event;
 
 /// Longest display name, in characters.
 const MAX_NAME: usize = 100;
-
-/// A user as the IVR and the admin see it (never the hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    /// The extension, which is also the account number keyed at a desk.
-    pub extension: String,
-    /// Display name (may be empty).
-    pub name: String,
-    /// Prompt language (`en`, `fr`, `pt-BR` …); `None`: the server default.
-    pub language: Option<String>,
-    /// False until a PIN is set: such a user cannot log in.
-    pub has_pin: bool,
-    /// When the user was added.
-    #[serde(with = "hotdesk_core::model::rfc3339_millis")]
-    pub created: OffsetDateTime,
-}
-
-/// What [`Directory::import_csv`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// New users.
-    pub added: u32,
-    /// Existing users updated.
-    pub updated: u32,
-    /// Lines refused, in file order; the other lines were imported.
-    pub errors: Vec<ImportLineError>,
-}
-
-/// One refused CSV line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImportLineError {
-    /// 1-based line number in the file.
-    pub line: u64,
-    /// What was wrong (the field and why; never the PIN).
-    pub message: String,
-}
-
-impl fmt::Display for ImportLineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
 
 type UserRow = (String, String, Option<String>, bool, i64);
 
