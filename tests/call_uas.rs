@@ -2,15 +2,16 @@
 //! answer, ACK, keys on every path each heard once and spoken back, BYE either way, and the
 //! §13.3.1.4 rules for a 2xx that is never acknowledged.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotdesk::config::DtmfMode;
-use hotdesk_core::call::{Call, CallEvent, CallSettings, EndReason, FlowStart, SipOut};
+use hotdesk_core::call::{Call, CallEvent, CallSettings, EndReason, SipOut};
 use hotdesk_core::dsp::g711::Law;
-use hotdesk_core::ivr::{FlowContext, FlowSettings, dtmf_test};
 use hotdesk_core::media::DigitSource;
 use hotdesk_core::media::session::MediaSettings;
 use hotdesk_core::prompts::loader::PromptCache;
@@ -62,16 +63,7 @@ fn answer(t0: Instant) -> (Call, message::Response) {
         t0,
         &invite(),
         CALLER.parse().unwrap(),
-        FlowStart {
-            spec: &dtmf_test::FLOW,
-            ctx: FlowContext {
-                device: "5401".into(),
-                is_desk: true,
-                user: None,
-                settings: FlowSettings::default(),
-            },
-            source: None,
-        },
+        common::dtmf_test_flow(),
         settings(),
         CACHE.clone(),
         &mut rng,

@@ -12,9 +12,8 @@ use std::time::Duration;
 use common::peers::{Ports, Sipp, SippRun};
 use hotdesk::config::Config;
 use hotdesk::server::{CallControl, CallUpdate, Originate, ServerHandle};
-use hotdesk_core::call::{EndReason, FlowStart};
+use hotdesk_core::call::EndReason;
 use hotdesk_core::dsp::g711::Law;
-use hotdesk_core::ivr::{FlowContext, FlowSettings, dtmf_test};
 use hotdesk_core::media::DigitSource;
 use hotdesk_qa::dtmf_stream::{DtmfMode, DtmfStreamSpec, write_dtmf_pcap};
 use tokio::sync::oneshot;
@@ -137,7 +136,7 @@ async fn answered_callback_runs_the_flow_hears_the_keys_and_hangs_up() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: dtmf_test_flow(),
+            flow: common::dtmf_test_flow(),
             ring_timeout: Duration::from_secs(10),
         })
         .await
@@ -182,7 +181,7 @@ async fn busy_phone_gives_busy() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: dtmf_test_flow(),
+            flow: common::dtmf_test_flow(),
             ring_timeout: Duration::from_secs(10),
         })
         .await
@@ -212,7 +211,7 @@ async fn unanswered_phone_is_cancelled_after_the_ring_timeout() {
     let mut call = server
         .originate(Originate {
             device: "5401".into(),
-            flow: dtmf_test_flow(),
+            flow: common::dtmf_test_flow(),
             ring_timeout: Duration::from_secs(2),
         })
         .await
@@ -237,18 +236,4 @@ async fn unanswered_phone_is_cancelled_after_the_ring_timeout() {
         "{}",
         result.describe()
     );
-}
-
-/// The `*97` flow on desk 5401, as a callback would run it.
-fn dtmf_test_flow() -> FlowStart {
-    FlowStart {
-        spec: &dtmf_test::FLOW,
-        ctx: FlowContext {
-            device: "5401".into(),
-            is_desk: true,
-            user: None,
-            settings: FlowSettings::default(),
-        },
-        source: None,
-    }
 }

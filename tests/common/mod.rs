@@ -9,6 +9,20 @@ use hotdesk_core::media::{DtmfMerger, MergeConfig, MergedDigit};
 pub mod http;
 pub mod peers;
 
+/// The `*97` DTMF test flow on desk 5401 (it asks the directory nothing).
+pub fn dtmf_test_flow() -> hotdesk_core::call::FlowStart {
+    hotdesk_core::call::FlowStart {
+        spec: &hotdesk_core::ivr::dtmf_test::FLOW,
+        ctx: hotdesk_core::ivr::FlowContext {
+            device: "5401".into(),
+            is_desk: true,
+            user: None,
+            settings: hotdesk_core::ivr::FlowSettings::default(),
+        },
+        source: None,
+    }
+}
+
 type MergeAction = Box<dyn Fn(&mut DtmfMerger)>;
 
 /// Key edges from several paths replayed into a [`DtmfMerger`] in time order, the way a live

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::{SequentialSlice, SequentialSliceOfVecs};
 use rubato::{Fft, FixedSync, Indexing, Resampler};
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
@@ -158,38 +158,69 @@ fn load_source(path: &Path, source: Box<dyn MediaSource>) -> Result<Audio, Audio
     })
 }
 
-fn decode(path: &Path, source: Box<dyn MediaSource>) -> Result<Decoded, AudioError> {
-    let err =
-        |make: fn(PathBuf, String) -> AudioError, reason: String| make(path.to_owned(), reason);
-    let not_audio = |p, reason| AudioError::NotAudio { path: p, reason };
-    let unsupported = |p, reason| AudioError::Unsupported { path: p, reason };
+/// A file's first audio track, probed, with its decoder.
+struct Opened {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    params: AudioCodecParameters,
+}
 
+/// Probes `source` (named by `path` in errors and for its extension) and opens a decoder for
+/// its first audio track.
+fn open(path: &Path, source: Box<dyn MediaSource>) -> Result<Opened, AudioError> {
+    let not_audio = |reason: String| AudioError::NotAudio {
+        path: path.to_owned(),
+        reason,
+    };
+    let unsupported = |reason: String| AudioError::Unsupported {
+        path: path.to_owned(),
+        reason,
+    };
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
     let stream = MediaSourceStream::new(source, Default::default());
-    let mut format = symphonia::default::get_probe()
+    let format = symphonia::default::get_probe()
         .probe(
             &hint,
             stream,
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| err(not_audio, e.to_string()))?;
+        .map_err(|e| not_audio(e.to_string()))?;
     let track = format
         .default_track(TrackType::Audio)
-        .ok_or_else(|| err(not_audio, "no audio track".into()))?;
+        .ok_or_else(|| not_audio("no audio track".into()))?;
     let track_id = track.id;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| err(unsupported, "no audio codec parameters".into()))?
+        .ok_or_else(|| unsupported("no audio codec parameters".into()))?
         .clone();
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| err(unsupported, e.to_string()))?;
+        .map_err(|e| unsupported(e.to_string()))?;
+    Ok(Opened {
+        format,
+        decoder,
+        track_id,
+        params,
+    })
+}
+
+fn decode(path: &Path, source: Box<dyn MediaSource>) -> Result<Decoded, AudioError> {
+    let err =
+        |make: fn(PathBuf, String) -> AudioError, reason: String| make(path.to_owned(), reason);
+    let unsupported = |p, reason| AudioError::Unsupported { path: p, reason };
+    let Opened {
+        mut format,
+        mut decoder,
+        track_id,
+        params,
+    } = open(path, source)?;
 
     let mut mono = Vec::new();
     let mut interleaved: Vec<f32> = Vec::new();
@@ -405,35 +436,13 @@ fn decode_stream(
 ) -> Result<StreamInfo, AudioError> {
     let err =
         |make: fn(PathBuf, String) -> AudioError, reason: String| make(path.to_owned(), reason);
-    let not_audio = |p, reason| AudioError::NotAudio { path: p, reason };
     let unsupported = |p, reason| AudioError::Unsupported { path: p, reason };
-
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    let stream = MediaSourceStream::new(source, Default::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            &hint,
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| err(not_audio, e.to_string()))?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| err(not_audio, "no audio track".into()))?;
-    let track_id = track.id;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| err(unsupported, "no audio codec parameters".into()))?
-        .clone();
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| err(unsupported, e.to_string()))?;
+    let Opened {
+        mut format,
+        mut decoder,
+        track_id,
+        params,
+    } = open(path, source)?;
     let rate_ok = |rate: u32| {
         if RATES.contains(&rate) {
             Ok(())

@@ -169,6 +169,17 @@ pub enum AcceptError {
     Media(#[from] MediaError),
 }
 
+/// What an answered dialog brings to a [`Call`].
+struct Parts {
+    call_id: String,
+    /// Where the call's requests come from and go to.
+    peer: SocketAddr,
+    dialog: Dialog,
+    local: Local,
+    negotiated: Negotiated,
+    answer_sdp: String,
+}
+
 #[derive(Debug)]
 struct Retransmit {
     bytes: Bytes,
@@ -268,32 +279,21 @@ impl Call {
             .with_header("Server", &settings.agent)
             .with_header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")
             .with_body("application/sdp", Bytes::from(answer_sdp.clone()));
-        let call = Call {
+        let retransmit = Retransmit {
+            bytes: ok.to_bytes(),
+            next: now + settings.t1,
+            interval: settings.t1,
+            give_up: now + settings.ack_timeout,
+        };
+        let parts = Parts {
             call_id: invite.call_id().unwrap_or_default().to_owned(),
-            source,
-            answered: now,
+            peer: source,
             dialog,
             local,
             negotiated,
             answer_sdp,
-            media,
-            flow_start: flow,
-            flow: None,
-            early_keys: Vec::new(),
-            deadline: now + settings.max_duration,
-            time_up: None,
-            ok: Some(Retransmit {
-                bytes: ok.to_bytes(),
-                next: now + settings.t1,
-                interval: settings.t1,
-                give_up: now + settings.ack_timeout,
-            }),
-            sip_out: VecDeque::new(),
-            events: VecDeque::new(),
-            requests: VecDeque::new(),
-            ended: false,
-            settings,
         };
+        let call = Call::assemble(now, parts, media, flow, settings, Some(retransmit));
         Ok((call, ok))
     }
 
@@ -319,29 +319,50 @@ impl Call {
             now,
             rng,
         )?;
-        let mut call = Call {
+        let parts = Parts {
             call_id: answered.dialog.id().call_id.clone(),
-            source: peer,
-            answered: now,
+            peer,
             dialog: answered.dialog.clone(),
             local: answered.local,
             negotiated: answered.negotiated.clone(),
             answer_sdp: answered.offer.clone(),
+        };
+        let mut call = Call::assemble(now, parts, media, flow, settings, None);
+        call.confirmed(now);
+        Ok(call)
+    }
+
+    /// A call from its negotiated parts, answered at `now`; `ok` resends our 2xx until the
+    /// ACK (inbound calls only).
+    fn assemble(
+        now: Instant,
+        parts: Parts,
+        media: MediaSession,
+        flow: FlowStart,
+        settings: CallSettings,
+        ok: Option<Retransmit>,
+    ) -> Call {
+        Call {
+            call_id: parts.call_id,
+            source: parts.peer,
+            answered: now,
+            dialog: parts.dialog,
+            local: parts.local,
+            negotiated: parts.negotiated,
+            answer_sdp: parts.answer_sdp,
             media,
             flow_start: flow,
             flow: None,
             early_keys: Vec::new(),
             deadline: now + settings.max_duration,
             time_up: None,
-            ok: None,
+            ok,
             sip_out: VecDeque::new(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
             ended: false,
             settings,
-        };
-        call.confirmed(now);
-        Ok(call)
+        }
     }
 
     /// The Call-ID.
